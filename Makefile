@@ -1,0 +1,33 @@
+# deepspark: every set-up step a fresh Debian machine needs lives here.
+#   make demo     install, then classify the sample photos on local Spark
+#   make test     install (with test dependencies), then the default test suite
+#   make install  .venv with deepspark and all extras
+#   make bench    side-by-side benchmarks (see docs/benchmarks.md)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-slow bench clean
+
+$(STAMP): pyproject.toml scripts/install.sh
+	bash scripts/install.sh $(PYTHON) $(VENV)
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(VENV)/bin/deepspark predict samples/ --top-k 5
+
+test: install
+	$(PY) -m pytest -q
+
+test-slow: install
+	$(PY) -m pytest -q -m slow
+
+bench: install
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

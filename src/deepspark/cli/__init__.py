@@ -1,0 +1,1 @@
+"""The ``deepspark`` command line: ``predict``, ``models`` and more."""

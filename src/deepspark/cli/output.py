@@ -1,0 +1,46 @@
+"""Writing results (Parquet, JSON or CSV by extension) and printing them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from deepspark.errors import InvalidParameterError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame
+
+__all__ = ["output_format", "write_results"]
+
+_FORMATS = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv"}
+
+
+def output_format(path: str) -> str:
+    """Spark format for an output path, from its extension."""
+    suffix = Path(path.rstrip("/")).suffix.lower()
+    if suffix not in _FORMATS:
+        raise InvalidParameterError(
+            f"cannot tell the output format of {path!r}: end it with .parquet, .json or .csv"
+        )
+    return _FORMATS[suffix]
+
+
+def write_results(df: DataFrame, path: str, fmt: str | None = None) -> None:
+    """Write ``df`` to ``path`` (a folder of part files, as Spark writes)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import ArrayType, MapType, StructType
+
+    fmt = fmt or output_format(path)
+    if fmt == "csv":
+        # CSV holds no nested values: nested columns become JSON strings.
+        df = df.select(
+            *[
+                F.to_json(F.col(f.name)).alias(f.name)
+                if isinstance(f.dataType, (ArrayType, StructType, MapType))
+                else F.col(f.name)
+                for f in df.schema.fields
+            ]
+        )
+        df.write.mode("overwrite").option("header", "true").csv(path)
+    else:
+        df.write.mode("overwrite").format(fmt).save(path)

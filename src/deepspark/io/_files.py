@@ -1,0 +1,121 @@
+"""Listing input files with Spark's ``binaryFile`` source (executor-side reads)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
+
+from deepspark.errors import InputNotFoundError, InvalidParameterError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame, SparkSession
+
+__all__ = ["list_files"]
+
+
+def list_files(
+    spark: SparkSession,
+    path: str | Sequence[str],
+    *,
+    recursive: bool = True,
+    glob: str | None = None,
+    sample_ratio: float = 1.0,
+    seed: int = 0,
+    num_partitions: int | None = None,
+    include_empty: bool = True,
+) -> DataFrame:
+    """Files under ``path`` as a ``binaryFile`` DataFrame (path, modificationTime, length, content).
+
+    ``path`` may be a file, a folder or a glob, on any filesystem Spark reads, or a list
+    of those. Content is read lazily on the executors.
+    """
+    paths = [path] if isinstance(path, str) else list(path)
+    if not paths:
+        raise InvalidParameterError("no input path given: pass a file, folder or glob")
+    if not 0.0 < sample_ratio <= 1.0:
+        raise InvalidParameterError(f"sample_ratio must be in (0, 1], got {sample_ratio}")
+    if num_partitions is not None and num_partitions < 1:
+        raise InvalidParameterError(f"num_partitions must be >= 1, got {num_partitions}")
+
+    from pyspark.errors import AnalysisException
+
+    reader = spark.read.format("binaryFile")
+    if glob:
+        reader = reader.option("pathGlobFilter", glob)
+    if recursive:
+        reader = reader.option("recursiveFileLookup", "true")
+    try:
+        df = reader.load(paths if len(paths) > 1 else paths[0])
+    except AnalysisException as exc:
+        msg = str(exc).splitlines()[0]
+        if "PATH_NOT_FOUND" in msg or "does not exist" in msg:
+            raise InputNotFoundError(
+                f"no such file or folder: {', '.join(paths)} (check the path; "
+                "globs like 'photos/*.jpg' and URIs like 's3a://bucket/dir' are accepted)"
+            ) from None
+        raise
+    if include_empty:
+        df = _with_empty_files(spark, df)
+    if sample_ratio < 1.0:
+        df = df.sample(withReplacement=False, fraction=sample_ratio, seed=seed)
+    if num_partitions is not None:
+        df = df.repartition(num_partitions)
+    return df
+
+
+def _hadoop_path(uri: str) -> str:
+    """``file:///a%20b`` (URI form, as ``inputFiles()`` gives) -> ``file:/a b`` (Path form)."""
+    parts = urlsplit(uri)
+    path = unquote(parts.path)
+    if parts.scheme == "file" or not parts.scheme:
+        return f"file:{path}"
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+_URI_SAFE = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!~*'()/;:@&=+$,"
+)
+
+
+def uri_form(path: str) -> str:
+    """``file:/a b/ü.png`` (Hadoop Path form) -> ``file:///a%20b/ü.png`` (java.net.URI form).
+
+    Spark's ``image`` source writes origins in the URI form; deepspark does the same so
+    that both are interchangeable. As java.net.URI does, non-ASCII characters are kept
+    and other characters outside RFC 2396 are percent-encoded.
+    """
+    if path.startswith("file:/") and not path.startswith("file:///"):
+        path = "file:///" + path[len("file:/") :].lstrip("/")
+    head, sep, rest = path.partition("://")
+    if not sep:
+        return path
+    host, slash, tail = rest.partition("/")
+    encoded = "".join(
+        c if c in _URI_SAFE or ord(c) > 127 else "".join(f"%{b:02X}" for b in c.encode())
+        for c in tail
+    )
+    return f"{head}://{host}{slash}{encoded}"
+
+
+def _with_empty_files(spark: SparkSession, files: DataFrame) -> DataFrame:
+    """Add back the zero-byte files that Spark's file scan drops silently."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    listed = [(_hadoop_path(uri),) for uri in files.inputFiles()]
+    if not listed:
+        return files
+    schema = StructType([StructField("path", StringType(), False)])
+    # A left anti join against the scanned paths (content is pruned there, not read)
+    # finds exactly the files the scan skipped.
+    missing = spark.createDataFrame(listed, schema).join(
+        files.select("path"), on="path", how="left_anti"
+    )
+    empty = missing.select(
+        "path",
+        F.lit(None).cast("timestamp").alias("modificationTime"),
+        F.lit(0).cast("long").alias("length"),
+        F.lit(b"").cast("binary").alias("content"),
+    )
+    return files.unionByName(empty)

@@ -1,0 +1,5 @@
+"""Spark ML transformers: Params, Pipelines, persistence."""
+
+from deepspark.ml.image import DeepImagePredictor
+
+__all__ = ["DeepImagePredictor"]

@@ -1,0 +1,85 @@
+"""Applying an executor task to a DataFrame column (Arrow UDF, result + error columns)."""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from deepspark.errors import InvalidParameterError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import Column, DataFrame
+    from pyspark.sql.types import DataType
+
+__all__ = ["image_input_kind", "apply_task"]
+
+_IMAGE_FIELDS = {"height", "width", "nChannels", "mode", "data"}
+
+
+def image_input_kind(df: DataFrame, column: str) -> str:
+    """"struct" (Spark image struct), "binary" (file bytes) or "path" (file paths)."""
+    from pyspark.sql.types import BinaryType, StringType, StructType
+
+    if column not in df.columns:
+        raise InvalidParameterError(
+            f"input column '{column}' not found; the DataFrame has columns {df.columns}"
+        )
+    dtype = df.schema[column].dataType
+    if isinstance(dtype, StructType) and _IMAGE_FIELDS <= set(dtype.fieldNames()):
+        return "struct"
+    if isinstance(dtype, BinaryType):
+        return "binary"
+    if isinstance(dtype, StringType):
+        return "path"
+    raise InvalidParameterError(
+        f"input column '{column}' has type {dtype.simpleString()}; expected an image struct "
+        "(deepspark.read_images or spark.read.format('image')), binary file content "
+        "(spark.read.format('binaryFile')) or a string column of file paths"
+    )
+
+
+def task_udf(run: Any, result_type: DataType) -> Any:
+    """An iterator Arrow UDF returning struct<result, error> that calls ``run(arrays)``."""
+    from pyspark.sql.functions import ArrowUDFType, arrow_udf
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    out_type = StructType(
+        [StructField("result", result_type, True), StructField("error", StringType(), True)]
+    )
+
+    def deepspark_infer(arrays):  # type: ignore[no-untyped-def]
+        return run(arrays)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "prefer type hints"
+        udf = arrow_udf(deepspark_infer, out_type, ArrowUDFType.SCALAR_ITER)
+    # Non-deterministic so Spark evaluates the model once per row even though both
+    # fields of the result are selected.
+    return udf.asNondeterministic()
+
+
+def apply_task(
+    df: DataFrame,
+    input_col: Column | str,
+    output_col: str,
+    error_col: str,
+    run: Any,
+    result_type: DataType,
+    result_expr: Any = None,
+) -> DataFrame:
+    """``df`` plus ``output_col`` (the result) and ``error_col`` (existing errors kept).
+
+    ``result_expr`` optionally maps the result column (e.g. array -> vector).
+    """
+    from pyspark.sql import functions as F
+
+    tmp = "__deepspark_out"
+    udf = task_udf(run, result_type)
+    out = df.withColumn(tmp, udf(F.col(input_col) if isinstance(input_col, str) else input_col))
+    result = F.col(f"{tmp}.result")
+    if result_expr is not None:
+        result = result_expr(result)
+    error = F.col(f"{tmp}.error")
+    if error_col in df.columns:
+        error = F.coalesce(F.col(error_col), error)
+    return out.withColumn(output_col, result).withColumn(error_col, error).drop(tmp)

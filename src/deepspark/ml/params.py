@@ -1,0 +1,182 @@
+"""Params shared by deepspark's transformers (pyspark.ml style: typeConverter + defaults)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyspark.ml.param import Param, Params, TypeConverters
+
+from deepspark.errors import InvalidParameterError
+
+__all__ = [
+    "HasErrorCol",
+    "HasBatchSize",
+    "HasNumThreads",
+    "HasModelSource",
+    "HasImagePreprocessing",
+]
+
+
+class HasErrorCol(Params):
+    """``errorCol``: column for per-row errors (kept and extended when it already exists)."""
+
+    errorCol: Param[str] = Param(
+        Params._dummy(),
+        "errorCol",
+        "column holding a per-row error message (null when the row is fine); an existing "
+        "column of that name keeps its errors",
+        typeConverter=TypeConverters.toString,
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._setDefault(errorCol="error")
+
+    def getErrorCol(self) -> str:
+        return self.getOrDefault(self.errorCol)
+
+    def setErrorCol(self, value: str) -> Any:
+        return self._set(errorCol=value)
+
+
+class HasBatchSize(Params):
+    """``batchSize``: rows per model call."""
+
+    batchSize: Param[int] = Param(
+        Params._dummy(),
+        "batchSize",
+        "number of rows sent to the model in one call (> 0)",
+        typeConverter=TypeConverters.toInt,
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._setDefault(batchSize=64)
+
+    def getBatchSize(self) -> int:
+        value = self.getOrDefault(self.batchSize)
+        if value < 1:
+            raise InvalidParameterError(f"batchSize must be > 0, got {value}")
+        return value
+
+    def setBatchSize(self, value: int) -> Any:
+        return self._set(batchSize=value)
+
+
+class HasNumThreads(Params):
+    """``numThreads``: framework threads per task (0 = the task's CPU share)."""
+
+    numThreads: Param[int] = Param(
+        Params._dummy(),
+        "numThreads",
+        "threads the model may use in each Spark task; 0 uses spark.task.cpus so concurrent "
+        "tasks do not oversubscribe the cores",
+        typeConverter=TypeConverters.toInt,
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._setDefault(numThreads=0)
+
+    def getNumThreads(self) -> int:
+        return self.getOrDefault(self.numThreads)
+
+    def setNumThreads(self, value: int) -> Any:
+        return self._set(numThreads=value)
+
+
+class HasModelSource(Params):
+    """``modelName`` (a named model) or ``model`` (a path), plus ``framework``."""
+
+    modelName: Param[str] = Param(
+        Params._dummy(),
+        "modelName",
+        "name of a pretrained model that ships in a package (see `deepspark models`)",
+        typeConverter=TypeConverters.toString,
+    )
+    model: Param[str] = Param(
+        Params._dummy(),
+        "model",
+        "path or URI of a model file or folder (used instead of modelName when set)",
+        typeConverter=TypeConverters.toString,
+    )
+    framework: Param[str] = Param(
+        Params._dummy(),
+        "framework",
+        "framework of `model` (onnx, torch, keras, tensorflow, caffe); detected when empty",
+        typeConverter=TypeConverters.toString,
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._setDefault(framework="")
+
+    def getModelName(self) -> str | None:
+        return self.getOrDefault(self.modelName) if self.isDefined(self.modelName) else None
+
+    def getModel(self) -> str | None:
+        return self.getOrDefault(self.model) if self.isDefined(self.model) else None
+
+    def getFramework(self) -> str:
+        return self.getOrDefault(self.framework)
+
+
+class HasImagePreprocessing(Params):
+    """How images are prepared for a user's model (named models bring their own)."""
+
+    inputSize: Param[list[int]] = Param(
+        Params._dummy(),
+        "inputSize",
+        "model input size as [height, width]",
+        typeConverter=TypeConverters.toListInt,
+    )
+    channelOrder: Param[str] = Param(
+        Params._dummy(), "channelOrder", "RGB, BGR or L", typeConverter=TypeConverters.toString
+    )
+    layout: Param[str] = Param(
+        Params._dummy(), "layout", "NCHW or NHWC", typeConverter=TypeConverters.toString
+    )
+    scale: Param[float] = Param(
+        Params._dummy(),
+        "scale",
+        "multiplier applied to 0..255 pixels before mean/std",
+        typeConverter=TypeConverters.toFloat,
+    )
+    mean: Param[list[float]] = Param(
+        Params._dummy(), "mean", "per-channel mean", typeConverter=TypeConverters.toListFloat
+    )
+    std: Param[list[float]] = Param(
+        Params._dummy(), "std", "per-channel std", typeConverter=TypeConverters.toListFloat
+    )
+    fastDecode: Param[bool] = Param(
+        Params._dummy(),
+        "fastDecode",
+        "decode large JPEGs at a reduced DCT scale (never below inputSize)",
+        typeConverter=TypeConverters.toBoolean,
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._setDefault(
+            inputSize=[224, 224],
+            channelOrder="RGB",
+            layout="NCHW",
+            scale=1 / 255,
+            mean=[0.0, 0.0, 0.0],
+            std=[1.0, 1.0, 1.0],
+            fastDecode=False,
+        )
+
+    def _user_preprocess(self) -> Any:
+        from deepspark.runtime.preprocess import ImagePreprocess
+
+        size = self.getOrDefault(self.inputSize)
+        return ImagePreprocess(
+            size=(int(size[0]), int(size[1])),
+            channel_order=self.getOrDefault(self.channelOrder).upper(),
+            layout=self.getOrDefault(self.layout).upper(),
+            scale=float(self.getOrDefault(self.scale)),
+            mean=tuple(self.getOrDefault(self.mean)),
+            std=tuple(self.getOrDefault(self.std)),
+            fast_decode=bool(self.getOrDefault(self.fastDecode)),
+        )

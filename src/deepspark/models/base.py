@@ -1,0 +1,101 @@
+"""The model interface every backend implements: :class:`Model` and its :class:`Signature`."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from deepspark.errors import SignatureError
+
+__all__ = ["TensorSpec", "Signature", "Model"]
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output of a model.
+
+    Parameters
+    ----------
+    name : str
+    dtype : str
+        numpy dtype name, e.g. ``"float32"``.
+    shape : tuple of int
+        ``-1`` marks a dimension of any size (the batch, usually the first).
+    """
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+
+    def __str__(self) -> str:
+        dims = ", ".join("?" if d < 0 else str(d) for d in self.shape)
+        return f"{self.name}: {self.dtype}[{dims}]"
+
+
+@dataclass(frozen=True)
+class Signature:
+    """Inputs and outputs of a model, in order."""
+
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...] = field(default_factory=tuple)
+
+    @property
+    def input_names(self) -> list[str]:
+        return [t.name for t in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [t.name for t in self.outputs]
+
+    def __str__(self) -> str:
+        ins = ", ".join(map(str, self.inputs))
+        outs = ", ".join(map(str, self.outputs))
+        return f"({ins}) -> ({outs})"
+
+    def check_inputs(self, batch: Mapping[str, np.ndarray]) -> None:
+        """Raise :class:`SignatureError` when ``batch`` does not fit the inputs."""
+        missing = [n for n in self.input_names if n not in batch]
+        if missing:
+            raise SignatureError(
+                f"model input(s) {missing} not given; the model expects {self}"
+            )
+        for spec in self.inputs:
+            arr = batch[spec.name]
+            if len(spec.shape) and arr.ndim != len(spec.shape):
+                raise SignatureError(
+                    f"input '{spec.name}' has shape {arr.shape} but the model expects "
+                    f"{len(spec.shape)} dimensions ({spec}); the model's signature is {self}"
+                )
+            for got, want in zip(arr.shape, spec.shape):
+                if want >= 0 and got != want:
+                    raise SignatureError(
+                        f"input '{spec.name}' has shape {arr.shape} but the model expects "
+                        f"{spec}; the model's signature is {self}"
+                    )
+
+
+class Model(ABC):
+    """A loaded model: a signature and a batched ``predict``.
+
+    Backends (ONNX Runtime, PyTorch, TensorFlow/Keras, OpenCV-Caffe) subclass it. A
+    ``Model`` lives in one process; to use a model on Spark, transformers store where
+    the model is and each executor loads its own copy once per Python worker.
+    """
+
+    #: framework name, e.g. "onnx"
+    framework: str = ""
+
+    @property
+    @abstractmethod
+    def signature(self) -> Signature:
+        """Names, dtypes and shapes of inputs and outputs."""
+
+    @abstractmethod
+    def predict(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one batch: input name -> array, to output name -> array."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.signature}>"

@@ -1,0 +1,149 @@
+"""Model files: content hashes, the local export cache, shipping to executors, and the
+per-worker cache of loaded models.
+
+A model reaches executors as a file registered once with ``SparkContext.addFile`` under
+a name that holds its content hash; each executor fetches it once, and each Python
+worker loads it once and keeps it (Spark reuses Python workers between tasks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from deepspark._logging import get_logger
+from deepspark.errors import ModelLoadError, ModelNotFoundError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark import SparkContext
+
+__all__ = ["cache_dir", "file_sha256", "ShippedFile", "ship_file", "worker_cached"]
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+
+def cache_dir(*parts: str) -> Path:
+    """deepspark's local cache folder (``$DEEPSPARK_CACHE_DIR`` or ``~/.cache/deepspark``)."""
+    root = os.environ.get("DEEPSPARK_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "deepspark"
+    )
+    path = Path(root, *parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's content, memoised by (path, size, mtime)."""
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise ModelNotFoundError(f"model file not found: {path}") from None
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read model file {path}: {exc.strerror}") from None
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _HASHES:
+        digest = hashlib.sha256()
+        try:
+            with open(path, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+        except OSError as exc:
+            raise ModelLoadError(f"cannot read model file {path}: {exc.strerror}") from None
+        _HASHES[key] = digest.hexdigest()
+    return _HASHES[key]
+
+
+@dataclass(frozen=True)
+class ShippedFile:
+    """A file made available to every executor; small and picklable.
+
+    Attributes
+    ----------
+    sha256 : str
+        Content hash; the key of the per-worker cache.
+    name : str
+        Name registered with ``SparkContext.addFile`` (``<hash>-<basename>``).
+    driver_path : str
+        Where the file is on the driver; used when executors share its filesystem
+        (local mode) and ``SparkFiles`` has no copy.
+    """
+
+    sha256: str
+    name: str
+    driver_path: str
+
+    def local_path(self) -> str:
+        """The file's path in this process (executor or driver)."""
+        try:
+            from pyspark import SparkFiles
+
+            candidate = SparkFiles.get(self.name)
+            if os.path.isfile(candidate):
+                return candidate
+        except Exception:  # noqa: BLE001 - no SparkFiles outside a Spark process
+            pass
+        if os.path.isfile(self.driver_path):
+            return self.driver_path
+        raise ModelNotFoundError(
+            f"model file {self.name} is not available on this executor; it is shipped with "
+            "SparkContext.addFile by the driver: was the transformer used with another "
+            "SparkContext?"
+        )
+
+
+_SHIPPED: dict[tuple[int, str], ShippedFile] = {}
+_SHIP_LOCK = threading.Lock()
+
+
+def ship_file(sc: SparkContext, path: str | Path) -> ShippedFile:
+    """Register ``path`` with ``sc.addFile`` once per content hash and SparkContext."""
+    path = Path(path)
+    sha = file_sha256(path)
+    name = f"{sha[:16]}-{path.name}"
+    key = (id(sc), name)
+    with _SHIP_LOCK:
+        if key in _SHIPPED:
+            return _SHIPPED[key]
+        staged = path
+        if path.name != name:
+            # addFile keys files by base name: stage under a name that holds the hash.
+            staged = cache_dir("shipped") / name
+            if not staged.exists():
+                tmp = staged.with_suffix(staged.suffix + f".{os.getpid()}.tmp")
+                try:
+                    os.link(path, tmp)
+                except OSError:
+                    shutil.copyfile(path, tmp)
+                os.replace(tmp, staged)
+        sc.addFile(str(staged))
+        shipped = ShippedFile(sha256=sha, name=name, driver_path=str(staged))
+        _SHIPPED[key] = shipped
+        log.debug("shipped %s to executors as %s", path, name)
+        return shipped
+
+
+_WORKER_CACHE: dict[Any, Any] = {}
+_WORKER_LOCK = threading.Lock()
+
+
+def worker_cached(key: Any, factory: Callable[[], T]) -> T:
+    """Return the object cached under ``key`` in this process, creating it once.
+
+    Spark reuses Python workers between tasks (``spark.python.worker.reuse``), so a model
+    cached here is loaded once per worker, not once per task or batch.
+    """
+    with _WORKER_LOCK:
+        if key not in _WORKER_CACHE:
+            _WORKER_CACHE[key] = factory()
+        return _WORKER_CACHE[key]

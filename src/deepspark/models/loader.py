@@ -1,0 +1,44 @@
+"""Picklable references to models, loaded on executors through the per-worker cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from deepspark.models.base import Model
+from deepspark.models.cache import ShippedFile, worker_cached
+
+__all__ = ["ModelRef", "BACKENDS"]
+
+
+def _load_onnx(path: str, threads: int | None, providers: list[str] | None, **_: Any) -> Model:
+    from deepspark.models.onnx import OnnxModel
+
+    return OnnxModel(path, threads=threads, providers=providers)
+
+
+#: framework name -> loader(path, threads, providers, **options) -> Model
+BACKENDS: dict[str, Any] = {"onnx": _load_onnx}
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Where a model is and how to load it; what transformers send to executors.
+
+    Small and picklable: it holds a :class:`ShippedFile` (hash, name), never a live
+    framework object.
+    """
+
+    framework: str
+    file: ShippedFile
+    options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+
+    def load(self, threads: int | None = None, providers: list[str] | None = None) -> Model:
+        """The model, loaded once per Python worker (cached by content hash and settings)."""
+        key = (self.framework, self.file.sha256, self.options, threads, tuple(providers or ()))
+
+        def factory() -> Model:
+            loader = BACKENDS[self.framework]
+            return loader(self.file.local_path(), threads, providers, **dict(self.options))
+
+        return worker_cached(key, factory)

@@ -1,0 +1,164 @@
+"""Image preprocessing for models: decode, orient, resize, reorder, normalise, batch."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from deepspark.errors import InvalidParameterError
+
+__all__ = ["ImagePreprocess", "load_pixels", "to_batch", "read_path"]
+
+_RESAMPLE = {"nearest": 0, "bilinear": 2, "bicubic": 3, "lanczos": 1, "box": 4, "hamming": 5}
+
+
+@dataclass(frozen=True)
+class ImagePreprocess:
+    """How an image becomes a model input tensor.
+
+    ``pixels -> resize to size -> channel order -> (x * scale - mean) / std -> layout``
+
+    Parameters
+    ----------
+    size : (height, width)
+        Model input size.
+    channel_order : {"RGB", "BGR", "L"}
+    layout : {"NCHW", "NHWC"}
+    scale : float
+        Multiplier applied to 0..255 pixel values first (1/255 maps them to 0..1).
+    mean, std : tuple of float
+        Per-channel normalisation after scaling.
+    resample : str
+        Pillow resampling filter: "bilinear" (default), "bicubic", "nearest", ...
+    dtype : str
+        Tensor dtype (``"float32"``, or ``"uint8"`` for models that take raw pixels).
+    fast_decode : bool
+        Decode JPEGs at a reduced DCT scale when the photo is much larger than
+        ``size`` (never below ``size``); a little faster, very slightly different pixels.
+    """
+
+    size: tuple[int, int] = (224, 224)
+    channel_order: str = "RGB"
+    layout: str = "NCHW"
+    scale: float = 1 / 255
+    mean: tuple[float, ...] = (0.0, 0.0, 0.0)
+    std: tuple[float, ...] = (1.0, 1.0, 1.0)
+    resample: str = "bilinear"
+    dtype: str = "float32"
+    fast_decode: bool = False
+
+    def __post_init__(self) -> None:
+        if self.channel_order.upper() not in ("RGB", "BGR", "L"):
+            raise InvalidParameterError(
+                f"channelOrder must be RGB, BGR or L, got {self.channel_order!r}"
+            )
+        if self.layout.upper() not in ("NCHW", "NHWC"):
+            raise InvalidParameterError(f"layout must be NCHW or NHWC, got {self.layout!r}")
+        if self.resample not in _RESAMPLE:
+            raise InvalidParameterError(
+                f"resample must be one of {sorted(_RESAMPLE)}, got {self.resample!r}"
+            )
+        if len(self.size) != 2 or min(self.size) < 1:
+            raise InvalidParameterError(f"inputSize must be (height, width), got {self.size}")
+        channels = self.channels
+        for name, value in (("mean", self.mean), ("std", self.std)):
+            if len(value) not in (1, channels):
+                raise InvalidParameterError(
+                    f"{name} needs 1 or {channels} values for {self.channel_order}, got {value}"
+                )
+        if any(s == 0 for s in self.std):
+            raise InvalidParameterError("std values must be non-zero")
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.channel_order.upper() == "L" else 3
+
+    def input_shape(self) -> tuple[int, ...]:
+        """Tensor shape with -1 for the batch."""
+        h, w = self.size
+        if self.layout.upper() == "NCHW":
+            return (-1, self.channels, h, w)
+        return (-1, h, w, self.channels)
+
+
+def read_path(path: str) -> bytes:
+    """Read a file given as a local path, ``file:`` URI or any pyarrow-supported URI."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(path)
+    if parts.scheme in ("", "file"):
+        local = unquote(parts.path) if parts.scheme else path
+        with open(local, "rb") as fh:
+            return fh.read()
+    import pyarrow.fs as pafs
+
+    uri = path.replace("s3a://", "s3://", 1).replace("s3n://", "s3://", 1)
+    fs, inner = pafs.FileSystem.from_uri(uri)
+    with fs.open_input_stream(inner) as fh:
+        return fh.read()
+
+
+def load_pixels(value: Any, kind: str, pre: ImagePreprocess) -> np.ndarray:
+    """One input value -> ``(h, w, c)`` uint8 pixels at the model size and channel order.
+
+    ``kind`` is "struct" (Spark image struct), "binary" (encoded file bytes) or "path".
+    Raises on bad input; the caller turns the exception into the row's error.
+    """
+    from PIL import Image
+
+    from deepspark.io.images import convert_channels, decode_image, to_array
+
+    h, w = pre.size
+    order = pre.channel_order.upper()
+    if kind == "struct":
+        arr = to_array(value, "RGB")
+        if arr.shape[2] == 4:
+            arr = arr[:, :, :3]
+        img = Image.fromarray(arr if arr.shape[2] == 3 else arr[:, :, 0])
+    else:
+        data = read_path(value) if kind == "path" else value
+        img = decode_image(data, draft=(w, h) if pre.fast_decode else None)
+    if img.mode not in ("RGB", "L"):
+        img = img.convert("RGB")
+    if order == "L" and img.mode != "L":
+        img = img.convert("L")
+    elif order != "L" and img.mode != "RGB":
+        img = img.convert("RGB")
+    if img.size != (w, h):
+        img = img.resize((w, h), _RESAMPLE[pre.resample])
+    arr = np.asarray(img)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if order == "BGR":
+        arr = convert_channels(arr, "RGB", "BGR")
+    return arr
+
+
+def to_batch(pixels: list[np.ndarray], pre: ImagePreprocess) -> np.ndarray:
+    """Stack uint8 ``(h, w, c)`` images into one normalised tensor in the model layout."""
+    batch = np.stack(pixels)
+    if pre.dtype == "uint8":
+        out = batch
+    else:
+        # (x * scale - mean) / std  ==  x * a + b, one fused pass over the batch.
+        std = np.asarray(pre.std, dtype=np.float32)
+        a = np.float32(pre.scale) / std
+        b = -np.asarray(pre.mean, dtype=np.float32) / std
+        out = batch.astype(np.float32)
+        out *= a
+        out += b
+        out = out.astype(pre.dtype, copy=False)
+    if pre.layout.upper() == "NCHW":
+        out = out.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(out)
+
+
+def cpu_count() -> int:
+    """CPUs this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1

@@ -1,0 +1,107 @@
+"""A local SparkSession with settings that suit deep-learning inference.
+
+Any SparkSession a user brings works with deepspark; :func:`session` is a convenience
+for scripts, notebooks and the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from importlib import resources
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import SparkSession
+
+__all__ = ["session", "DEFAULT_CONF"]
+
+#: Settings applied by :func:`session` unless the caller overrides them.
+DEFAULT_CONF: dict[str, str] = {
+    # Python workers are reused, so a model loaded by one task serves the next ones.
+    "spark.python.worker.reuse": "true",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    # Image files are large rows: keep Arrow batches small so memory stays bounded.
+    "spark.sql.execution.arrow.maxRecordsPerBatch": "256",
+    # Many small files: a file costs its size, not Spark's default 4 MB, when packing
+    # partitions, so tasks get a balanced count of files.
+    "spark.sql.files.openCostInBytes": "65536",
+    "spark.sql.files.maxPartitionBytes": "16m",
+    "spark.sql.shuffle.partitions": "8",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.ui.enabled": "false",
+    "spark.driver.memory": "2g",
+    "spark.sql.session.timeZone": "UTC",
+}
+
+
+def _log4j_options() -> str:
+    conf = resources.files("deepspark") / "resources" / "log4j2.properties"
+    return f"-Dlog4j2.configurationFile=file:{conf}"
+
+
+def session(
+    master: str | None = None,
+    app_name: str = "deepspark",
+    conf: Mapping[str, str] | None = None,
+    quiet: bool = True,
+) -> SparkSession:
+    """Return a SparkSession with sensible defaults for deepspark.
+
+    If a session is already active it is returned unchanged (its settings are kept), so
+    calling this from code that runs under ``spark-submit`` is harmless.
+
+    Parameters
+    ----------
+    master : str, optional
+        Spark master URL. Defaults to ``$DEEPSPARK_MASTER`` or ``local[*]``; an
+        existing ``spark.master`` setting (e.g. from ``spark-submit``) wins over both.
+    app_name : str
+        Application name shown by the cluster manager.
+    conf : mapping, optional
+        Extra Spark settings; they override :data:`DEFAULT_CONF`.
+    quiet : bool
+        Keep Spark's log output to errors only.
+
+    Returns
+    -------
+    pyspark.sql.SparkSession
+
+    Examples
+    --------
+    >>> import deepspark
+    >>> spark = deepspark.session("local[2]")
+    >>> spark.range(3).count()
+    3
+    """
+    from pyspark import SparkConf
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+
+    # Executors must run this interpreter (the one with deepspark and the frameworks),
+    # not whatever `python3` is first on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+    settings = dict(DEFAULT_CONF)
+    if quiet:
+        settings["spark.driver.extraJavaOptions"] = _log4j_options()
+        settings["spark.executor.extraJavaOptions"] = _log4j_options()
+    settings.update(conf or {})
+
+    spark_conf = SparkConf()
+    if not spark_conf.contains("spark.master"):
+        spark_conf.setMaster(master or os.environ.get("DEEPSPARK_MASTER", "local[*]"))
+    elif master:
+        spark_conf.setMaster(master)
+    for key, value in settings.items():
+        if not spark_conf.contains(key) or (conf and key in conf):
+            spark_conf.set(key, value)
+
+    spark = SparkSession.builder.appName(app_name).config(conf=spark_conf).getOrCreate()
+    if quiet:
+        spark.sparkContext.setLogLevel("ERROR")
+    return spark
