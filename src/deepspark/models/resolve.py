@@ -21,7 +21,13 @@ from deepspark.runtime.preprocess import ImagePreprocess
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
 
-__all__ = ["ResolvedImageModel", "resolve_image_model", "detect_framework", "local_model_path"]
+__all__ = [
+    "ResolvedImageModel",
+    "resolve_image_model",
+    "detect_framework",
+    "canonical_framework",
+    "local_model_path",
+]
 
 
 @dataclass(frozen=True)
@@ -48,13 +54,77 @@ def local_model_path(model: str) -> Path:
     return Path(model).expanduser()
 
 
+#: user-facing framework names (and aliases) -> canonical name
+FRAMEWORKS = {
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
+    "torch": "torch",
+    "pytorch": "torch",
+    "torchscript": "torch",
+    "keras": "keras",
+    "tensorflow": "tensorflow",
+    "tf": "tensorflow",
+    "savedmodel": "tensorflow",
+    "caffe": "caffe",
+}
+
+_TORCH_SUFFIXES = {".pt", ".pth", ".pt2", ".ts", ".torchscript", ".jit", ".bin"}
+
+
+def canonical_framework(name: str) -> str:
+    """``"pytorch"`` -> ``"torch"`` etc.; raises on an unknown name."""
+    key = name.strip().lower()
+    if key not in FRAMEWORKS:
+        raise InvalidParameterError(
+            f"unknown framework {name!r}; use one of onnx, torch, keras, tensorflow, caffe"
+        )
+    return FRAMEWORKS[key]
+
+
 def detect_framework(path: Path) -> str:
-    """Framework of a model file from its name and content."""
+    """Framework of a model file or folder from its name, then its content.
+
+    ``.onnx`` -> onnx; ``.keras``/``.h5`` -> keras; ``.pt``/``.pth``/``.pt2``/``.ts`` ->
+    torch; ``.prototxt``/``.caffemodel`` (or a folder with both) -> caffe; a folder with
+    ``saved_model.pb`` -> tensorflow. Unknown suffixes are recognised by their first
+    bytes (HDF5 signature, zip archives of Keras or PyTorch).
+    """
+    import zipfile
+
+    if path.is_dir():
+        if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
+            return "tensorflow"
+        if any(path.glob("*.prototxt")) and any(path.glob("*.caffemodel")):
+            return "caffe"
+        raise InvalidParameterError(
+            f"cannot tell the framework of folder {path}: it is neither a TensorFlow "
+            "SavedModel (saved_model.pb) nor a Caffe model (.prototxt + .caffemodel); "
+            "pass framework="
+        )
     suffix = path.suffix.lower()
     if suffix == ".onnx":
         return "onnx"
+    if suffix in (".keras", ".h5", ".hdf5"):
+        return "keras"
+    if suffix in _TORCH_SUFFIXES:
+        return "torch"
+    if suffix in (".prototxt", ".caffemodel"):
+        return "caffe"
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+        if head.startswith(b"\x89HDF"):
+            return "keras"
+        if zipfile.is_zipfile(path):
+            names = zipfile.ZipFile(path).namelist()
+            if "config.json" in names and any(n.endswith(".weights.h5") for n in names):
+                return "keras"
+            return "torch"
+    except OSError:
+        pass
     raise InvalidParameterError(
-        f"cannot tell the framework of {path}; pass framework= (supported: onnx)"
+        f"cannot tell the framework of {path}; pass framework= (onnx, torch, keras, "
+        "tensorflow, caffe)"
     )
 
 
