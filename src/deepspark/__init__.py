@@ -25,7 +25,11 @@ from deepspark.errors import (
     UnsafeModelError,
 )
 from deepspark.io.images import read_images
-from deepspark.ml.image import DeepImagePredictor
+from deepspark.ml.image import DeepImagePredictor, ImageModelTransformer
+from deepspark.ml.sql import register_udf
+from deepspark.ml.tensor import ModelTransformer
+from deepspark.models.api import load_model
+from deepspark.models.base import Model, Signature, TensorSpec
 from deepspark.models.zoo import list_models
 from deepspark.session import session
 
@@ -38,8 +42,15 @@ __all__ = [
     "image",
     # transformers
     "DeepImagePredictor",
+    "ImageModelTransformer",
+    "ModelTransformer",
+    "register_udf",
     # models
     "list_models",
+    "load_model",
+    "Model",
+    "Signature",
+    "TensorSpec",
     # runtime
     "session",
     # errors

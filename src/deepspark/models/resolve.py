@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deepspark.errors import InvalidParameterError, ModelNotFoundError, SignatureError
+from deepspark.errors import InvalidParameterError, SignatureError
 from deepspark.models.cache import ship_file
 from deepspark.models.labels import ClassLabel, load_labels
 from deepspark.models.loader import ModelRef
@@ -138,16 +138,29 @@ def resolve_image_model(
     preprocess: ImagePreprocess,
     output_name: str | None,
     role: str,
+    engine: str = "auto",
+    trust_pickle: bool = False,
 ) -> ResolvedImageModel:
-    """Resolve, validate and ship an image model; ``role`` is "logits" or "features"."""
+    """Resolve, validate and ship an image model; ``role`` is "logits" or "features".
+
+    ``model`` is a path of any supported framework (see :func:`deepspark.load_model`);
+    it is loaded here, on the driver, so a bad file fails before any task starts.
+    """
+    from deepspark.models.api import prepare_model
+
     sc = spark.sparkContext
     if model:
         path = local_model_path(model)
-        if not path.exists():
-            raise ModelNotFoundError(f"model file not found: {path}")
-        fw = (framework or detect_framework(path)).lower()
-        ref = ModelRef(fw, ship_file(sc, path))
-        loaded = ref.load(threads=1)  # on the driver: fails here, not in a task
+        # The preprocessing fixes the input shape: it lets TorchScript models (which do
+        # not record shapes) be converted to ONNX and probed.
+        model_spec, loaded = prepare_model(
+            str(path),
+            framework=framework or None,
+            engine=engine,
+            trust_pickle=trust_pickle,
+            input_shapes=[preprocess.input_shape()],
+        )
+        ref = model_spec.ship(sc)
         sig = loaded.signature
         if len(sig.inputs) != 1:
             raise SignatureError(
