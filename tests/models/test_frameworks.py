@@ -406,3 +406,23 @@ def test_wrong_input_size_is_a_signature_error(spark, images, files) -> None:  #
     t = deepspark.ImageModelTransformer(model=str(files["export"]), inputSize=[32, 32], layout="NHWC")
     err = _no_jobs_ran(spark, lambda: t.transform(images))
     assert isinstance(err, SignatureError) and "layout" in str(err)
+
+
+def test_transformers_persist_with_their_params(two_heads, ab_frame, files, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    module, path = two_heads
+    t = deepspark.ModelTransformer(
+        inputCols=["a", "b"], outputCols=["m", "p"], model=str(path), inputShapes=[[4], [2, 3]]
+    )
+    t.write().overwrite().save(str(tmp_path / "mt"))
+    loaded = deepspark.ModelTransformer.load(str(tmp_path / "mt"))
+    assert loaded.getOrDefault(loaded.inputShapes) == [[4], [2, 3]]
+    row = loaded.transform(ab_frame.where("id = 0")).first()
+    want_m, _ = _two_heads_ref(module, row.a, row.b)
+    assert np.max(np.abs(np.asarray(row.m) - want_m)) <= TOL
+
+    image_t = _transformer(str(files["torchscript"]), outputMode="probabilities", engine="native")
+    image_t.write().overwrite().save(str(tmp_path / "it"))
+    again = deepspark.ImageModelTransformer.load(str(tmp_path / "it"))
+    assert again.getModel() == str(files["torchscript"])
+    assert again.getOutputMode() == "probabilities" and again.getEngine() == "native"
+    assert again.getOrDefault(again.std) == pytest.approx([0.2, 0.25, 0.3])

@@ -91,6 +91,16 @@ def test_savedmodel_folder_on_spark(images, files, reference) -> None:  # type: 
     assert_matches(outputs_by_file(out, "output"), names, want, TOL)
 
 
+def test_engine_onnxruntime_without_tf2onnx_is_refused(files) -> None:  # type: ignore[no-untyped-def]
+    from deepspark._deps import available
+
+    if available("tf2onnx"):
+        pytest.skip("tf2onnx is installed: Keras models do convert")
+    with pytest.raises(InvalidParameterError, match="tf2onnx"):
+        deepspark.load_model(files["keras"], engine="onnxruntime")
+    assert deepspark.load_model(files["keras"], engine="auto").framework == "keras"
+
+
 def test_savedmodel_unknown_signature_lists_the_known_ones(files) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidParameterError, match=r"no signature 'predict'.*serving_default"):
         deepspark.load_model(files["savedmodel"], signature="predict")
