@@ -195,11 +195,11 @@ class _TorchCallable(Model):
     def predict(self, inputs: Any) -> dict[str, np.ndarray]:
         import torch
 
-        from deepspark.models.torch import _flatten_outputs, output_names
+        from deepspark.models.torch import flatten_outputs, output_names
 
         args = [torch.from_numpy(np.asarray(inputs[n])) for n in self._sig.input_names]
         with torch.inference_mode():
-            out = _flatten_outputs(self._module(*args))
+            out = flatten_outputs(self._module(*args))
         return {n: t.numpy() for n, t in zip(output_names(len(out)), out)}
 
 

@@ -37,6 +37,8 @@ __all__ = [
     "load_pickled_module",
     "export_module",
     "output_names",
+    "flatten_outputs",
+    "check_weights_only",
 ]
 
 _DTYPES = {
@@ -59,13 +61,13 @@ def output_names(count: int) -> tuple[str, ...]:
     return ("output",) if count == 1 else tuple(f"output_{i}" for i in range(count))
 
 
-def _flatten_outputs(out: Any) -> list[Any]:
+def flatten_outputs(out: Any) -> list[Any]:
     if isinstance(out, Mapping):
         return list(out.values())
     if isinstance(out, (tuple, list)):
         flat: list[Any] = []
         for item in out:
-            flat.extend(_flatten_outputs(item))
+            flat.extend(flatten_outputs(item))
         return flat
     return [out]
 
@@ -123,7 +125,7 @@ class _TorchModel(Model):
             for spec in self._signature.inputs
         ]
         with torch.inference_mode():
-            out = _flatten_outputs(self._module(*args))
+            out = flatten_outputs(self._module(*args))
         names = self._signature.output_names or list(output_names(len(out)))
         return {name: t.detach().cpu().numpy() for name, t in zip(names, out)}
 
@@ -148,7 +150,7 @@ def _probe_outputs(module: Any, sig: Signature) -> tuple[TensorSpec, ...]:
         return ()
     args = [torch.zeros((1, *s.shape[1:]), dtype=getattr(torch, s.dtype)) for s in sig.inputs]
     with torch.inference_mode():
-        out = _flatten_outputs(module(*args))
+        out = flatten_outputs(module(*args))
     return tuple(
         TensorSpec(name, _DTYPES.get(str(t.dtype), "float32"), (-1, *t.shape[1:]))
         for name, t in zip(output_names(len(out)), out)
@@ -303,7 +305,7 @@ def export_module(
         module.eval()
     args = tuple(_example_args(input_shapes, dtypes))
     with torch.no_grad():
-        n_out = len(_flatten_outputs(module(*args)))
+        n_out = len(flatten_outputs(module(*args)))
     tmp = target.with_name(target.name + f".{os.getpid()}.tmp")
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # exporter deprecation and tracer chatter
