@@ -426,3 +426,19 @@ def test_transformers_persist_with_their_params(two_heads, ab_frame, files, tmp_
     assert again.getModel() == str(files["torchscript"])
     assert again.getOutputMode() == "probabilities" and again.getEngine() == "native"
     assert again.getOrDefault(again.std) == pytest.approx([0.2, 0.25, 0.3])
+
+
+def test_engine_auto_falls_back_to_native_when_onnx_cannot_express_the_model(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    class Spectrum(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.fft.rfft(x, dim=-1).abs()  # no ONNX opset-17 export for rfft
+
+    path = tmp_path / "spectrum.pt"
+    torch.jit.save(torch.jit.script(Spectrum()), str(path))
+    model = deepspark.load_model(path, input_shapes=[(-1, 8)])
+    assert model.framework == "torch"
+    x = np.random.default_rng(0).random((2, 8), dtype=np.float32)
+    want = np.abs(np.fft.rfft(x, axis=-1))
+    assert np.max(np.abs(model.predict({"x": x})["output"] - want)) <= 1e-5
+    with pytest.raises(ModelLoadError, match="cannot convert.*rfft"):
+        deepspark.load_model(path, input_shapes=[(-1, 8)], engine="onnxruntime")

@@ -133,6 +133,12 @@ def _content_name(path: Path, suffix: str) -> Path:
     return target
 
 
+def _first_line(exc: BaseException) -> str:
+    """Exporters put whole graphs in their messages: keep the first line."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _input_names(module: Any, count: int | None) -> list[str]:
     try:
         params = [
@@ -171,8 +177,10 @@ def _export_torch_module(module: Any, shapes: Shapes | None, engine: str) -> Mod
             raise
         except Exception as exc:  # noqa: BLE001 - the exporter raises many types
             if engine == "onnxruntime":
-                raise ModelLoadError(f"cannot export the nn.Module to ONNX: {exc}") from exc
-            log.info("nn.Module does not export to ONNX (%s); using TorchScript", exc)
+                raise ModelLoadError(
+                    f"cannot export the nn.Module to ONNX: {_first_line(exc)}"
+                ) from exc
+            log.info("nn.Module does not export to ONNX (%s); using TorchScript", _first_line(exc))
     tmp = export_module(module, out_dir / f"{os.getpid()}.pt", names, shapes, "torchscript")
     return ModelSpec("torchscript", _content_name(tmp, ".pt"), (("input_shapes", shapes),))
 
@@ -378,8 +386,13 @@ def prepare_model(
         converted = _to_onnx(spec, native, shapes)
     except Exception as exc:  # noqa: BLE001 - converters raise many types
         if engine == "onnxruntime":
-            raise ModelLoadError(f"cannot convert {spec.path} to ONNX: {exc}") from exc
-        log.info("cannot convert %s to ONNX (%s); using %s", spec.path, exc, spec.backend)
+            raise ModelLoadError(
+                f"cannot convert {spec.path} to ONNX: {_first_line(exc)}; use engine='auto' "
+                "or 'native'"
+            ) from exc
+        log.info(
+            "cannot convert %s to ONNX (%s); using %s", spec.path, _first_line(exc), spec.backend
+        )
         converted = None
     if converted is not None and (engine == "onnxruntime" or _outputs_match(native, converted, shapes)):
         return converted, converted.load(threads=None)
