@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 from deepspark.errors import InvalidParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pyspark.sql import DataFrame
+    from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["output_format", "write_results"]
+__all__ = ["output_format", "write_results", "read_results"]
 
 _FORMATS = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv"}
 
@@ -44,3 +44,11 @@ def write_results(df: DataFrame, path: str, fmt: str | None = None) -> None:
         df.write.mode("overwrite").option("header", "true").csv(path)
     else:
         df.write.mode("overwrite").format(fmt).save(path)
+
+
+def read_results(spark: SparkSession, path: str) -> DataFrame:
+    """Read back what :func:`write_results` wrote at ``path`` (format from the extension)."""
+    fmt = output_format(path)
+    if fmt == "csv":
+        return spark.read.option("header", "true").csv(path)
+    return spark.read.format(fmt).load(path)
