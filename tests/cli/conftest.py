@@ -33,9 +33,7 @@ def cli_spark() -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def predicted(
-    cli_spark: object, mixed_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> dict:
+def predicted(cli_spark: object, mixed_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """``deepspark predict mixed/ -o predictions.parquet --top-k 3``, run once in-process.
 
     stdout is captured, so it is not a terminal: progress comes as plain lines.

@@ -32,7 +32,7 @@ def chromium(page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProc
         "--disable-sync", "--disable-extensions", f"--user-data-dir={tmp_path / 'chromium'}",
         *args, page.resolve().as_uri(),
     ]  # fmt: skip
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
 
 
 class ElementCounter(HTMLParser):
@@ -140,7 +140,9 @@ def test_embedding_report_has_a_projection(photos_dir: Path, tmp_path: Path) -> 
     xy = np.array(points)
     cluster_means = np.array([xy[labels == k].mean(axis=0) for k in range(3)])
     spread = max(np.linalg.norm(xy[labels == k] - cluster_means[k], axis=1).max() for k in range(3))
-    gaps = [np.linalg.norm(cluster_means[a] - cluster_means[b]) for a, b in ((0, 1), (0, 2), (1, 2))]
+    gaps = [
+        np.linalg.norm(cluster_means[a] - cluster_means[b]) for a, b in ((0, 1), (0, 2), (1, 2))
+    ]
     assert min(gaps) > spread, (gaps, spread)
 
 
@@ -156,7 +158,9 @@ def test_pca_matches_scikit_learn() -> None:
     assert np.allclose(explained, ref.explained_variance_ratio_)
 
 
-def test_report_reads_json_and_csv_results(predicted: dict, cli_spark: object, tmp_path: Path) -> None:
+def test_report_reads_json_and_csv_results(
+    predicted: dict, cli_spark: object, tmp_path: Path
+) -> None:
     """The same rows written as JSON and CSV give the same cards and error counts."""
     from deepspark.cli.output import write_results
     from deepspark.cli.report import analyse, load_rows

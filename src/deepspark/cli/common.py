@@ -29,11 +29,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from deepspark._logging import logger
+from deepspark.cli.progress import run_job  # re-exported: the helper commands call
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
-
-    from deepspark.cli.progress import JobResult
 
 __all__ = [
     "EXIT_OK",
@@ -123,7 +122,10 @@ def add_console_options(p: argparse.ArgumentParser) -> None:
     """``-q/--quiet`` and ``-v/--verbose``."""
     g = p.add_mutually_exclusive_group()
     g.add_argument(
-        "-q", "--quiet", action="store_true", help="print nothing but errors (no progress, no summary)"
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print nothing but errors (no progress, no summary)",
     )
     g.add_argument(
         "-v", "--verbose", action="store_true", help="also print deepspark's log messages"
@@ -151,7 +153,9 @@ def add_spark_options(p: argparse.ArgumentParser) -> None:
 
 def add_io_options(p: argparse.ArgumentParser, *, batch_size: int = 64) -> None:
     """Input paths, ``--output``, ``--batch-size``, ``--limit``, ``--show``, ``-q``, ``-v``."""
-    p.add_argument("paths", nargs="+", metavar="PATH", help="files, folders or globs (any Spark URI)")
+    p.add_argument(
+        "paths", nargs="+", metavar="PATH", help="files, folders or globs (any Spark URI)"
+    )
     g = p.add_argument_group("input and output")
     g.add_argument(
         "-o",
@@ -267,7 +271,9 @@ def spark_session(args: argparse.Namespace) -> SparkSession:
     with _stderr_to(path):
         spark = session(master=master, conf=conf)
     spark_log_path = path
-    logger.info("Spark %s, master %s; Spark's log: %s", spark.version, spark.sparkContext.master, path)
+    logger.info(
+        "Spark %s, master %s; Spark's log: %s", spark.version, spark.sparkContext.master, path
+    )
     return spark
 
 
@@ -280,19 +286,6 @@ def count_files(files: DataFrame, limit: int | None = None) -> int:
 def limit_files(files: DataFrame, limit: int | None) -> DataFrame:
     """``files`` cut to ``limit`` rows (``--limit``), unchanged when ``limit`` is None."""
     return files.limit(limit) if limit else files
-
-
-def run_job(
-    spark: SparkSession,
-    write_fn: Callable[[], Any],
-    total: int | None,
-    quiet: bool = False,
-    unit: str = "files",
-) -> JobResult:
-    """Run ``write_fn()`` (the Spark action) with live progress; see :func:`progress.run_job`."""
-    from deepspark.cli import progress
-
-    return progress.run_job(spark, write_fn, total=total, quiet=quiet, unit=unit)
 
 
 def write_and_summarize(

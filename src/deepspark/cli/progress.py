@@ -74,7 +74,7 @@ def format_duration(seconds: float | None) -> str:
     """``75`` -> ``"1:15"``; ``None`` or not finite -> ``"?"``."""
     if seconds is None or not math.isfinite(seconds) or seconds < 0:
         return "?"
-    s = int(round(seconds))
+    s = round(seconds)
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
@@ -138,9 +138,7 @@ class _Display:
             )
         return self
 
-    def update(
-        self, done: int | None, elapsed: float, final: bool = False, step: int = 0
-    ) -> None:
+    def update(self, done: int | None, elapsed: float, final: bool = False, step: int = 0) -> None:
         if self.quiet:
             return
         rate = (done / elapsed) if done and elapsed > 0 else None
@@ -152,7 +150,9 @@ class _Display:
             self.progress.update(
                 self.task,
                 completed=done or 0,
-                description="done" if final else f"running (Spark job {max(step, 1)})",
+                description="done"
+                if final
+                else "running" + (f" (Spark job {step})" if step > 1 else ""),
                 rate=rate_text,
                 elapsed=format_duration(elapsed),
                 eta=format_duration(eta),

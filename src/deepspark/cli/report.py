@@ -69,7 +69,9 @@ def register(sub: Any) -> None:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("results", metavar="RESULTS", help="results written with --output (.parquet, .json, .csv)")
+    p.add_argument(
+        "results", metavar="RESULTS", help="results written with --output (.parquet, .json, .csv)"
+    )
     p.add_argument(
         "-o", "--output", default="report.html", metavar="PATH", help="the HTML file to write"
     )
@@ -193,9 +195,11 @@ def _as_vector(value: Any) -> list[float] | None:
                 dense[int(i)] = float(v)
             return dense
         return [float(v) for v in values]
-    if isinstance(value, (list, tuple, np.ndarray)) and len(value) > 1:
-        if all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in value):
-            return [float(v) for v in value]
+    is_sequence = isinstance(value, (list, tuple, np.ndarray)) and len(value) > 1
+    if is_sequence and all(
+        isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in value
+    ):
+        return [float(v) for v in value]
     return None
 
 
@@ -249,7 +253,9 @@ def analyse(rows: list[dict[str, Any]], title: str) -> ReportData:
     if not rows:
         return data
     data.path_col = _first_match(
-        rows, _PATH_COLUMNS + ("image",), lambda v: isinstance(v, str) or (isinstance(v, dict) and "origin" in v)
+        rows,
+        _PATH_COLUMNS + ("image",),
+        lambda v: isinstance(v, str) or (isinstance(v, dict) and "origin" in v),
     )
     data.topk_col = _first_match(rows, ("predictions",), _is_topk)
     data.vector_col = _first_match(rows, _VECTOR_COLUMNS, lambda v: _as_vector(v) is not None)
@@ -385,7 +391,9 @@ def _card(row: dict[str, Any], index: int, data: ReportData, thumb: str | None) 
     vec = _as_vector(row.get(data.vector_col)) if data.vector_col else None
     if vec is not None:
         norm = float(np.linalg.norm(vec))
-        parts.append(f'<div class="muted">{_e(data.vector_col)}: {len(vec)} dims, norm {norm:.3g}</div>')
+        parts.append(
+            f'<div class="muted">{_e(data.vector_col)}: {len(vec)} dims, norm {norm:.3g}</div>'
+        )
     parts.append("</div>")
     return "".join(parts)
 
@@ -421,7 +429,10 @@ def _scatter(data: ReportData, width: int = 640, height: int = 440) -> str:
     span = np.where(hi - lo > 0, hi - lo, 1.0)
     pad = 24
     xy = pad + (coords - lo) / span * np.array([width - 2 * pad, height - 2 * pad])
-    colors = {label: _PALETTE[k] for k, (label, _) in enumerate(data.class_counts.most_common(len(_PALETTE)))}
+    colors = {
+        label: _PALETTE[k]
+        for k, (label, _) in enumerate(data.class_counts.most_common(len(_PALETTE)))
+    }
 
     circles = []
     for (i, _), (x, y) in zip(points, xy):
@@ -525,7 +536,10 @@ def run(args: argparse.Namespace) -> int:
     if not rows:
         raise UsageError(f"no rows in {args.results}: nothing to report")
     page, data = build_report(
-        rows, args.title or f"deepspark: {args.results}", limit=args.limit, thumb_size=args.thumb_size
+        rows,
+        args.title or f"deepspark: {args.results}",
+        limit=args.limit,
+        thumb_size=args.thumb_size,
     )
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(page, encoding="utf-8")
@@ -537,4 +551,3 @@ def run(args: argparse.Namespace) -> int:
         markup=False,
     )
     return EXIT_OK
-
