@@ -444,7 +444,9 @@ def read_images(
 
     # Non-deterministic so Spark evaluates the decode once per row even though two fields
     # of its result are selected.
-    decode_udf = arrow_udf(decode, out_type, ArrowUDFType.SCALAR).asNondeterministic()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "prefer type hints"
+        decode_udf = arrow_udf(decode, out_type, ArrowUDFType.SCALAR).asNondeterministic()
     decoded = files.select(F.col("path"), decode_udf("path", "content").alias("_decoded"))
     columns = [F.col("_decoded.image").alias("image"), F.col("_decoded.error").alias("error")]
     if label_from_dir:
