@@ -7,6 +7,7 @@ independently (``_model_helpers.reference_batch``).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from deepspark.errors import (  # noqa: E402
     UnsafeModelError,
 )
 
+sys.path.insert(0, str(Path(__file__).parent))  # helpers next to this file (importlib mode)
 from _model_helpers import assert_matches, outputs_by_file, reference_batch  # noqa: E402
 
 SIZE = (32, 32)

@@ -6,6 +6,7 @@ All TensorFlow imports of the model tests live in this module (TF is slow to imp
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ keras = pytest.importorskip("keras")
 import deepspark  # noqa: E402
 from deepspark.errors import InvalidParameterError, ModelLoadError, UnsafeModelError  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).parent))  # helpers next to this file (importlib mode)
 from _model_helpers import assert_matches, outputs_by_file, reference_batch  # noqa: E402
 
 SIZE = (32, 32)
