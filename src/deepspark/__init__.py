@@ -24,7 +24,9 @@ from deepspark.errors import (
     SignatureError,
     UnsafeModelError,
 )
+from deepspark.io.audio import read_audio
 from deepspark.io.images import read_images
+from deepspark.ml.audio import AudioModelTransformer, SpeechDetector
 from deepspark.ml.image import DeepImagePredictor
 from deepspark.models.zoo import list_models
 from deepspark.session import session
@@ -35,9 +37,12 @@ __all__ = [
     "__version__",
     # readers
     "read_images",
+    "read_audio",
     "image",
     # transformers
     "DeepImagePredictor",
+    "SpeechDetector",
+    "AudioModelTransformer",
     # models
     "list_models",
     # runtime

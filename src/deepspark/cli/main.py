@@ -27,6 +27,7 @@ from deepspark.cli.common import EXIT_FAILED, EXIT_USAGE, UsageError
 COMMANDS = [
     "deepspark.cli.predict",
     "deepspark.cli.models",
+    "deepspark.cli.detect_speech",
 ]
 
 
