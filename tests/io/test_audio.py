@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -55,11 +56,11 @@ def audio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def rows_by_name(df) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def rows_by_name(df: Any) -> dict[str, Any]:
     return {Path(r["audio"]["origin"]).name: r for r in df.collect()}
 
 
-def test_one_row_per_file_with_decoded_samples_and_errors(spark, audio_dir: Path) -> None:
+def test_one_row_per_file_with_decoded_samples_and_errors(spark: Any, audio_dir: Path) -> None:
     df = deepspark.read_audio(spark, str(audio_dir))
     assert df.columns == ["audio", "error"]
     rows = rows_by_name(df)
@@ -98,10 +99,8 @@ def test_one_row_per_file_with_decoded_samples_and_errors(spark, audio_dir: Path
         assert (audio["sampleRate"], audio["numFrames"], list(audio["data"])) == (-1, -1, [])
 
 
-def test_stereo_resampled_keeps_channels_apart(spark, audio_dir: Path) -> None:
-    df = deepspark.read_audio(
-        spark, str(audio_dir / "tones.flac"), mono=False, sample_rate=16000
-    )
+def test_stereo_resampled_keeps_channels_apart(spark: Any, audio_dir: Path) -> None:
+    df = deepspark.read_audio(spark, str(audio_dir / "tones.flac"), mono=False, sample_rate=16000)
     [row] = df.collect()
     audio = row["audio"]
     assert row["error"] is None
@@ -114,9 +113,13 @@ def test_stereo_resampled_keeps_channels_apart(spark, audio_dir: Path) -> None:
     assert peak_hz(samples[:, 1], rate) == pytest.approx(1000, abs=2)
 
 
-def test_glob_max_duration_drop_invalid(spark, audio_dir: Path) -> None:
+def test_glob_max_duration_drop_invalid(spark: Any, audio_dir: Path) -> None:
     df = deepspark.read_audio(
-        spark, str(audio_dir), glob="*.wav", recursive=False, max_duration=0.5,
+        spark,
+        str(audio_dir),
+        glob="*.wav",
+        recursive=False,
+        max_duration=0.5,
         drop_invalid=True,
     )
     rows = rows_by_name(df)
@@ -124,7 +127,7 @@ def test_glob_max_duration_drop_invalid(spark, audio_dir: Path) -> None:
     assert rows["tones.wav"]["audio"]["numFrames"] == int(0.5 * RATE)
 
 
-def test_driver_side_errors(spark, tmp_path: Path) -> None:
+def test_driver_side_errors(spark: Any, tmp_path: Path) -> None:
     with pytest.raises(InputNotFoundError):
         deepspark.read_audio(spark, str(tmp_path / "missing"))
     with pytest.raises(InvalidParameterError):

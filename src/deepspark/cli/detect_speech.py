@@ -60,9 +60,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--min-speech-ms", type=_milliseconds, default=250, help="shortest segment kept (250)"
     )
-    p.add_argument(
-        "--min-silence-ms", type=_milliseconds, default=100, help="shortest pause (100)"
-    )
+    p.add_argument("--min-silence-ms", type=_milliseconds, default=100, help="shortest pause (100)")
     add_spark_options(p)
     p.set_defaults(func=run)
 
@@ -124,8 +122,7 @@ def run(args: argparse.Namespace) -> int:
         elapsed = time.time() - started
         out.print(
             f"{n} files, {speaking} with speech, {n - errors - speaking} without, "
-            f"{errors} errors, {elapsed:.1f}s"
-            + (f" -> {args.output}" if args.output else "")
+            f"{errors} errors, {elapsed:.1f}s" + (f" -> {args.output}" if args.output else "")
         )
     return EXIT_OK
 

@@ -32,14 +32,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql.types import StructType
 
 __all__ = [
-    "read_audio",
+    "AudioDecodeError",
     "audio_schema",
     "decode_audio",
-    "resample",
-    "to_array",
     "from_array",
     "load_waveform",
-    "AudioDecodeError",
+    "read_audio",
+    "resample",
+    "to_array",
 ]
 
 
@@ -282,7 +282,8 @@ def from_array(samples: np.ndarray, sample_rate: int, origin: str = "") -> dict[
         "sampleRate": int(sample_rate),
         "numChannels": int(arr.shape[1]),
         "numFrames": int(arr.shape[0]),
-        "data": arr.reshape(-1),
+        # A list, as spark.createDataFrame accepts for array<float> (not a numpy array).
+        "data": arr.reshape(-1).tolist(),
     }
 
 
@@ -438,7 +439,6 @@ def read_audio(
     >>> df = deepspark.read_audio(spark, "recordings/", sample_rate=16000)  # doctest: +SKIP
     >>> df.select("audio.origin", "audio.numFrames", "error").show()        # doctest: +SKIP
     """
-    import pyarrow as pa
     from pyspark.sql import functions as F
     from pyspark.sql.functions import ArrowUDFType, arrow_udf
     from pyspark.sql.types import StringType, StructField, StructType
@@ -448,9 +448,7 @@ def read_audio(
     if sample_rate is not None and (int(sample_rate) != sample_rate or sample_rate < 1):
         raise InvalidParameterError(f"sample_rate must be a whole number > 0, got {sample_rate}")
     _check_positive("max_duration", max_duration)
-    files = list_files(
-        spark, path, recursive=recursive, glob=glob, num_partitions=num_partitions
-    )
+    files = list_files(spark, path, recursive=recursive, glob=glob, num_partitions=num_partitions)
     out_type = StructType(
         [StructField("audio", audio_schema(), True), StructField("error", StringType(), True)]
     )

@@ -20,11 +20,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from deepspark.models.loader import ModelRef
 
-__all__ = ["SpeechDetector", "AudioModelTransformer", "audio_input_kind"]
+__all__ = ["AudioModelTransformer", "SpeechDetector", "audio_input_kind"]
 
 
 def audio_input_kind(df: DataFrame, column: str) -> str:
-    """"struct" (deepspark audio struct), "binary" (file bytes) or "path" (file paths)."""
+    """The input kind: "struct" (audio struct), "binary" (file bytes) or "path" (file paths)."""
     from pyspark.sql.types import BinaryType, StringType, StructType
 
     from deepspark.io.audio import AUDIO_FIELDS
@@ -67,6 +67,12 @@ class _AudioTransformer(
     def setParams(self, **kwargs: Any) -> Any:
         """Set any of the constructor's Params."""
         return self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
+
+    def setInputCol(self, value: str) -> Any:
+        return self._set(inputCol=value)
+
+    def setOutputCol(self, value: str) -> Any:
+        return self._set(outputCol=value)
 
     def _set_given(self, kwargs: dict[str, Any]) -> None:
         self._set(**{k: v for k, v in kwargs.items() if v is not None})
@@ -327,8 +333,7 @@ class AudioModelTransformer(_AudioTransformer, HasModelSource):
         window, hop = round(window_s * rate), round(hop_s * rate)
         if window_s and (window < 1 or hop < 1):
             raise InvalidParameterError(
-                f"windowSeconds={window_s} and hopSeconds={hop_s} are under one sample at "
-                f"{rate} Hz"
+                f"windowSeconds={window_s} and hopSeconds={hop_s} are under one sample at {rate} Hz"
             )
         return rate, window, hop, mode == "window"
 
@@ -400,9 +405,7 @@ def _resolve_waveform_model(
     ref = ModelRef(fw, ship_file(spark.sparkContext, path))
     sig = ref.load(threads=1).signature  # on the driver: a broken model fails here
     if len(sig.inputs) != 1:
-        raise SignatureError(
-            f"a waveform model needs exactly one input; {path.name} has {sig}"
-        )
+        raise SignatureError(f"a waveform model needs exactly one input; {path.name} has {sig}")
     spec = sig.inputs[0]
     shape = spec.shape
     if len(shape) == 2:

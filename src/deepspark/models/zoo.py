@@ -176,7 +176,7 @@ def _silero_vad_path() -> Path:
     spec = importlib.util.find_spec("silero_vad") if available("silero_vad") else None
     if spec is None or not spec.submodule_search_locations:
         raise MissingDependencyError("silero_vad", "audio", "The silero_vad model")
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "silero_vad.onnx"
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "silero_vad.onnx"
     if not path.is_file():
         raise ModelNotFoundError(
             f"silero_vad.onnx not found in the silero-vad package ({path.parent}); "

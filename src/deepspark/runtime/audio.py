@@ -21,11 +21,11 @@ from deepspark.runtime.threads import task_gpu, task_threads
 
 __all__ = [
     "VAD_SAMPLE_RATE",
-    "SpeechTask",
     "AudioModelTask",
-    "vad_probabilities",
-    "speech_timestamps",
+    "SpeechTask",
     "frame_windows",
+    "speech_timestamps",
+    "vad_probabilities",
 ]
 
 #: Silero VAD runs at 16 kHz on windows of 512 samples (32 ms) with 64 samples of context.
@@ -420,7 +420,11 @@ class SpeechTask:
             return [self.segments(p, w.size) for p, w in zip(probs, waves)]
 
         return run_pipelined(
-            arrays, self.input_kind, self.batch_size, self._prepare, infer,
+            arrays,
+            self.input_kind,
+            self.batch_size,
+            self._prepare,
+            infer,
             self.result_arrow_type(),
         )
 
@@ -543,6 +547,10 @@ class AudioModelTask:
             return [o.mean(axis=0) for o in outs]
 
         return run_pipelined(
-            arrays, self.input_kind, self.batch_size, self._prepare, infer,
+            arrays,
+            self.input_kind,
+            self.batch_size,
+            self._prepare,
+            infer,
             self.result_arrow_type(),
         )
