@@ -20,24 +20,21 @@ from deepspark.cli.common import (
 )
 
 
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {value}")
-    return value
+def _number(low: float, high: float | None = None) -> Any:
+    """An argparse type: a number >= ``low`` (> ``low`` and < ``high`` when ``high`` is set)."""
 
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if high is not None and not low < value < high:
+            raise argparse.ArgumentTypeError(f"expected a number between {low} and {high}")
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected a number >= {low}, got {value}")
+        return value
 
-def _milliseconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
+    return parse
 
 
 def register(sub: Any) -> None:
@@ -55,12 +52,12 @@ def register(sub: Any) -> None:
     add_io_options(p)
     p.set_defaults(batch_size=16)
     p.add_argument(
-        "--threshold", type=_probability, default=0.5, help="speech probability (default 0.5)"
+        "--threshold", type=_number(0, 1), default=0.5, help="speech probability (default 0.5)"
     )
     p.add_argument(
-        "--min-speech-ms", type=_milliseconds, default=250, help="shortest segment kept (250)"
+        "--min-speech-ms", type=_number(0), default=250, help="shortest segment kept (250)"
     )
-    p.add_argument("--min-silence-ms", type=_milliseconds, default=100, help="shortest pause (100)")
+    p.add_argument("--min-silence-ms", type=_number(0), default=100, help="shortest pause (100)")
     add_spark_options(p)
     p.set_defaults(func=run)
 

@@ -47,8 +47,8 @@ def audio_input_kind(df: DataFrame, column: str) -> str:
     )
 
 
-def _float_param(name: str, doc: str) -> Param[float]:
-    return Param(Params._dummy(), name, doc, typeConverter=TypeConverters.toFloat)
+def _param(name: str, doc: str, convert: Any = TypeConverters.toFloat) -> Param[Any]:
+    return Param(Params._dummy(), name, doc, typeConverter=convert)
 
 
 class _AudioTransformer(
@@ -124,17 +124,16 @@ class SpeechDetector(_AudioTransformer):
     >>> speech.select("audio.origin", "speech", "speechRatio").show()     # doctest: +SKIP
     """
 
-    speechRatioCol: Param[str] = Param(
-        Params._dummy(),
+    speechRatioCol = _param(
         "speechRatioCol",
         "column for the fraction of each clip that is speech",
-        typeConverter=TypeConverters.toString,
+        TypeConverters.toString,
     )
-    threshold = _float_param("threshold", "speech probability at which speech starts (0..1)")
-    minSpeechMs = _float_param("minSpeechMs", "shortest speech segment kept, in ms (>= 0)")
-    minSilenceMs = _float_param("minSilenceMs", "shortest pause that ends a segment, ms (>= 0)")
-    speechPadMs = _float_param("speechPadMs", "padding added to each side of a segment, ms")
-    maxSpeechS = _float_param("maxSpeechS", "longest segment in seconds; 0 = no limit")
+    threshold = _param("threshold", "speech probability at which speech starts (0..1)")
+    minSpeechMs = _param("minSpeechMs", "shortest speech segment kept, in ms (>= 0)")
+    minSilenceMs = _param("minSilenceMs", "shortest pause that ends a segment, ms (>= 0)")
+    speechPadMs = _param("speechPadMs", "padding added to each side of a segment, ms")
+    maxSpeechS = _param("maxSpeechS", "longest segment in seconds; 0 = no limit")
 
     @keyword_only
     def __init__(
@@ -264,25 +263,20 @@ class AudioModelTransformer(_AudioTransformer, HasModelSource):
     >>> t.transform(deepspark.read_audio(spark, "clips/"))                 # doctest: +SKIP
     """
 
-    outputName: Param[str] = Param(
-        Params._dummy(),
-        "outputName",
-        "model output to return (default: the first output)",
-        typeConverter=TypeConverters.toString,
+    outputName = _param(
+        "outputName", "model output to return (default: the first)", TypeConverters.toString
     )
-    sampleRate: Param[int] = Param(
-        Params._dummy(),
+    sampleRate = _param(
         "sampleRate",
         "sample rate (Hz) the model expects; audio is resampled to it",
-        typeConverter=TypeConverters.toInt,
+        TypeConverters.toInt,
     )
-    windowSeconds = _float_param("windowSeconds", "window length in seconds; 0 = whole clips")
-    hopSeconds = _float_param("hopSeconds", "step between windows in seconds; 0 = windowSeconds")
-    outputMode: Param[str] = Param(
-        Params._dummy(),
+    windowSeconds = _param("windowSeconds", "window length in seconds; 0 = whole clips")
+    hopSeconds = _param("hopSeconds", "step between windows in seconds; 0 = windowSeconds")
+    outputMode = _param(
         "outputMode",
         "'clip' (one output per row; the mean over windows) or 'window' (one per window)",
-        typeConverter=TypeConverters.toString,
+        TypeConverters.toString,
     )
 
     @keyword_only

@@ -157,8 +157,36 @@ def run_pipelined(
                 )
 
 
-def _providers() -> list[str] | None:
-    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if task_gpu() is not None else None
+class _AudioTask:
+    """The executor entry point shared by the audio tasks (frozen dataclasses)."""
+
+    model: ModelRef
+    input_kind: str
+    batch_size: int
+    threads: int
+
+    def result_arrow_type(self) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _prepare(self, values: list[Any]) -> tuple[list[int], Any, list[str | None]]:
+        raise NotImplementedError  # pragma: no cover - overridden
+
+    def _infer(self, model: Any, prepared: Any) -> list[Any]:
+        raise NotImplementedError  # pragma: no cover - overridden
+
+    def run(self, arrays: Iterator[Any]) -> Iterator[Any]:
+        """Iterator of input Arrow arrays -> iterator of struct<result, error> arrays."""
+        gpu = task_gpu() is not None
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if gpu else None
+        model = self.model.load(threads=task_threads(self.threads), providers=providers)
+        return run_pipelined(
+            arrays,
+            self.input_kind,
+            self.batch_size,
+            self._prepare,
+            lambda prepared: self._infer(model, prepared),
+            self.result_arrow_type(),
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -350,7 +378,7 @@ def speech_timestamps(
 
 
 @dataclass(frozen=True)
-class SpeechTask:
+class SpeechTask(_AudioTask):
     """Everything an executor needs to run Silero VAD over a column. Picklable.
 
     The result of a row is ``{"segments": [{"start", "end"}...], "speechRatio"}``,
@@ -411,22 +439,9 @@ class SpeechTask:
             "speechRatio": speech / length if length else 0.0,
         }
 
-    def run(self, arrays: Iterator[Any]) -> Iterator[Any]:
-        """Iterator of input Arrow arrays -> iterator of struct<result, error> arrays."""
-        model = self.model.load(threads=task_threads(self.threads), providers=_providers())
-
-        def infer(waves: list[np.ndarray]) -> list[dict[str, Any]]:
-            probs = vad_probabilities(model, waves)
-            return [self.segments(p, w.size) for p, w in zip(probs, waves)]
-
-        return run_pipelined(
-            arrays,
-            self.input_kind,
-            self.batch_size,
-            self._prepare,
-            infer,
-            self.result_arrow_type(),
-        )
+    def _infer(self, model: Any, waves: list[np.ndarray]) -> list[dict[str, Any]]:
+        probs = vad_probabilities(model, waves)
+        return [self.segments(p, w.size) for p, w in zip(probs, waves)]
 
 
 # --------------------------------------------------------------------------------------
@@ -456,7 +471,7 @@ LAYOUTS = ("flat", "channels_first", "channels_last")
 
 
 @dataclass(frozen=True)
-class AudioModelTask:
+class AudioModelTask(_AudioTask):
     """Everything an executor needs to run a user's waveform model. Picklable.
 
     Attributes
@@ -536,21 +551,8 @@ class AudioModelTask:
                 outputs[i] = flat[bounds[k] : bounds[k + 1]]
         return [o for o in outputs if o is not None]
 
-    def run(self, arrays: Iterator[Any]) -> Iterator[Any]:
-        """Iterator of input Arrow arrays -> iterator of struct<result, error> arrays."""
-        model = self.model.load(threads=task_threads(self.threads), providers=_providers())
-
-        def infer(units: list[np.ndarray]) -> list[Any]:
-            outs = self._predict(model, units)
-            if self.per_window:
-                return [list(o) for o in outs]
-            return [o.mean(axis=0) for o in outs]
-
-        return run_pipelined(
-            arrays,
-            self.input_kind,
-            self.batch_size,
-            self._prepare,
-            infer,
-            self.result_arrow_type(),
-        )
+    def _infer(self, model: Any, units: list[np.ndarray]) -> list[Any]:
+        outs = self._predict(model, units)
+        if self.per_window:
+            return [list(o) for o in outs]
+        return [o.mean(axis=0) for o in outs]
