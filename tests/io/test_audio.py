@@ -161,3 +161,31 @@ def test_struct_round_trip() -> None:
     assert rate == RATE and np.array_equal(back, samples)
     with pytest.raises(InvalidParameterError, match="invalid audio struct"):
         to_array({"sampleRate": -1, "numChannels": -1, "numFrames": -1, "data": []})
+
+
+def test_too_long_for_a_row_is_an_error_row(tmp_path: Path) -> None:
+    """Rows past the Arrow/Spark size limits become error rows (limits scaled down here)."""
+    import pyarrow as pa
+
+    from deepspark.io.audio import _decode_batch
+
+    sf.write(tmp_path / "t.wav", stereo_tones(), RATE)
+    wav = (tmp_path / "t.wav").read_bytes()
+    frames = stereo_tones().shape[0]
+    out = _decode_batch(
+        ["a", "b", "c"],
+        [wav, wav, wav],
+        sample_rate=None,
+        mono=True,
+        max_duration=None,
+        max_row_samples=frames,
+        max_batch_samples=2 * frames,
+    )
+    assert isinstance(out, pa.StructArray)
+    errors = out.field("error").to_pylist()
+    assert errors[:2] == [None, None] and "audio too long" in errors[2]
+    assert out.field("audio").field("numFrames").to_pylist() == [frames, frames, -1]
+    one = _decode_batch(
+        ["a"], [wav], sample_rate=None, mono=False, max_duration=None, max_row_samples=frames
+    )
+    assert "audio too long" in one.field("error").to_pylist()[0]

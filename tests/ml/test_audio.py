@@ -153,7 +153,9 @@ def test_struct_input_batched_and_existing_errors_kept(spark: Any) -> None:
     clips = [speech_between_silence().samples, white_noise(1.0), silence(0.5)]
     rows = [(from_array(c, RATE, origin=f"clip{i}"), None) for i, c in enumerate(clips)]
     rows.append((from_array(np.zeros(10, np.float32), RATE, origin="x"), "earlier problem"))
-    df = spark.createDataFrame(rows, f"audio {audio_schema().simpleString()}, error string")
+    schema = f"audio {audio_schema().simpleString()}, error string"
+    # verifySchema=False: checking 100k floats one by one in Python takes seconds.
+    df = spark.createDataFrame(rows, schema, verifySchema=False)
     out = deepspark.SpeechDetector(batchSize=8, threshold=0.6).transform(df)
     assert out.columns == ["audio", "speech", "speechRatio", "error"]
     got = out.orderBy("audio.origin").collect()
@@ -259,7 +261,8 @@ def ramp_df(spark: Any) -> tuple[Any, np.ndarray, np.ndarray]:
     t = np.arange(int(0.4 * 8000)) / 8000
     tone = (0.5 * np.sin(2 * np.pi * 300 * t) + 0.1).astype(np.float32)
     rows = [(from_array(ramp, RATE, "a-ramp"),), (from_array(tone, 8000, "b-tone"),)]
-    return spark.createDataFrame(rows, f"audio {audio_schema().simpleString()}"), ramp, tone
+    schema = f"audio {audio_schema().simpleString()}"
+    return spark.createDataFrame(rows, schema, verifySchema=False), ramp, tone
 
 
 def test_whole_clips(ramp_df: Any, tmp_path: Path) -> None:

@@ -312,6 +312,11 @@ def load_waveform(value: Any, kind: str, sample_rate: int) -> np.ndarray:
 # Arrow
 # --------------------------------------------------------------------------------------
 
+#: samples one row may hold (1 GiB of float32; Spark rows must stay under 2 GB)
+MAX_ROW_SAMPLES = 1 << 28
+#: samples one Arrow batch may hold (its list offsets are 32-bit)
+MAX_BATCH_SAMPLES = (1 << 31) - 1
+
 
 def _arrow_audio_type() -> pa.DataType:
     import pyarrow as pa
@@ -334,12 +339,15 @@ def _decode_batch(
     sample_rate: int | None,
     mono: bool,
     max_duration: float | None,
+    max_row_samples: int = MAX_ROW_SAMPLES,
+    max_batch_samples: int = MAX_BATCH_SAMPLES,
 ) -> pa.Array:
     """(origins, contents) -> Arrow struct<audio, error>, samples kept in numpy."""
     import pyarrow as pa
 
     rates, channels, frames, errors = [], [], [], []
     chunks: list[np.ndarray] = []
+    total = 0
     for content in contents:
         try:
             if content is None:
@@ -347,6 +355,14 @@ def _decode_batch(
             samples, rate = decode_audio(
                 content, sample_rate=sample_rate, mono=mono, max_duration=max_duration
             )
+            if samples.size > max_row_samples or total + samples.size > max_batch_samples:
+                # Arrow list offsets are 32-bit and Spark rows hold under 2 GB: refuse the
+                # row rather than fail the task.
+                raise AudioDecodeError(
+                    f"audio too long to hold in a row ({samples.size} samples): read it with "
+                    "max_duration, or lower spark.sql.execution.arrow.maxRecordsPerBatch"
+                )
+            total += samples.size
             rates.append(rate)
             channels.append(samples.shape[1])
             frames.append(samples.shape[0])
