@@ -208,10 +208,14 @@ def test_segmentation_port_matches_silero_on_random_probabilities() -> None:
         assert got == [(s["start"], s["end"]) for s in want], (trial, kwargs)
 
 
-def test_named_model_listed() -> None:
+def test_named_model_listed(capsys: Any) -> None:
+    from deepspark.cli.main import main
+
     named = {m.name: m for m in deepspark.list_models()}
     assert named["silero_vad"].task == "speech-detection"
     assert named["silero_vad"].export().name == "silero_vad.onnx"
+    assert main(["models"]) == 0
+    assert "silero_vad" in capsys.readouterr().out
 
 
 # ------------------------------------------------------------------ users' models
