@@ -268,9 +268,9 @@ def spark_session(args: argparse.Namespace) -> SparkSession:
     if SparkSession.getActiveSession() is not None:  # e.g. in a notebook or a test
         return session(master=master, conf=conf)
     path = _new_log_path()
+    spark_log_path = path  # set first: a JVM that fails to start explains why in this file
     with _stderr_to(path):
         spark = session(master=master, conf=conf)
-    spark_log_path = path
     logger.info(
         "Spark %s, master %s; Spark's log: %s", spark.version, spark.sparkContext.master, path
     )
