@@ -167,11 +167,21 @@ def add_io_options(p: argparse.ArgumentParser, *, batch_size: int = 64) -> None:
         "(a folder of part files, as Spark writes)",
     )
     g.add_argument(
-        "--batch-size", type=positive_int, default=batch_size, help="rows per model call"
+        "--batch-size",
+        type=positive_int,
+        default=batch_size,
+        metavar="N",
+        help="rows per model call (default: %(default)s)",
     )
-    g.add_argument("--limit", type=positive_int, default=None, help="process at most N files")
     g.add_argument(
-        "--show", type=int, default=20, metavar="N", help="rows to print in the table (0: none)"
+        "--limit", type=positive_int, default=None, metavar="N", help="process at most N files"
+    )
+    g.add_argument(
+        "--show",
+        type=int,
+        default=20,
+        metavar="N",
+        help="rows to print in the table (default: %(default)s; 0: none)",
     )
     add_console_options(p)
 
