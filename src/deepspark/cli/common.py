@@ -198,14 +198,25 @@ def console(quiet: bool = False) -> Any:
     return Console(quiet=quiet, highlight=False)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted (not when created)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def setup_logging(quiet: bool = False, verbose: bool = False) -> None:
     """Show the ``deepspark`` logger on stderr: INFO with ``verbose``, ERROR with ``quiet``."""
     level = logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING
     logger.setLevel(level)
-    if not any(getattr(h, "_deepspark_cli", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("deepspark: %(message)s"))
-        handler._deepspark_cli = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
 
 
