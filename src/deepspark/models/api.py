@@ -49,6 +49,9 @@ PROBE_TOLERANCE = 1e-4
 
 Shapes = tuple[tuple[int, ...], ...]
 
+#: backend options load_model accepts besides input_shapes
+_OPTIONS = {"signature", "custom_objects", "prototxt"}
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -349,6 +352,12 @@ def prepare_model(
     """
     if engine not in ENGINES:
         raise InvalidParameterError(f"engine must be one of {ENGINES}, got {engine!r}")
+    unknown = set(options) - _OPTIONS
+    if unknown:
+        raise InvalidParameterError(
+            f"unknown model option(s) {sorted(unknown)}; options are input_shapes, "
+            f"{', '.join(sorted(_OPTIONS))}"
+        )
     shapes = _norm_shapes(input_shapes)
     spec = getattr(source, "spec", None)
     live = None
@@ -377,10 +386,11 @@ def prepare_model(
             "(prototxt, caffemodel) pair, a torch.nn.Module or a keras.Model"
         )
     if live is not None:
+        # ONNX was tried (and compared) during the export: no second conversion.
         spec = _export_torch_module(live, shapes, engine)
     assert spec is not None
     native = spec.load(threads=None)
-    if engine == "native" or spec.backend == "onnx":
+    if engine == "native" or spec.backend == "onnx" or live is not None:
         return spec, native
     try:
         converted = _to_onnx(spec, native, shapes)
