@@ -181,6 +181,17 @@ def test_deep_image_predictor_with_own_model_and_labels_file(images, files, net,
     assert top == {n: labels[w] for n, w in zip(names, want)}
 
 
+def test_bad_files_become_error_rows(spark, mixed_dir, files) -> None:  # type: ignore[no-untyped-def]
+    paths = spark.createDataFrame([(str(p),) for p in sorted(mixed_dir.iterdir())], "path string")
+    rows = _transformer(str(files["onnx"]), inputCol="path").transform(paths).collect()
+    by_name = {Path(r.path).name: r for r in rows}
+    assert len(rows) == 6
+    for good in ("chelsea.png", "coffee.png", "rocket.jpg"):
+        assert by_name[good].error is None and len(by_name[good].output) == 10
+    for bad in ("truncated.jpg", "empty.jpg", "notes.jpg"):
+        assert by_name[bad].output is None and by_name[bad].error
+
+
 # ----------------------------------------------------------------------------- Caffe
 
 CAFFE_PROTOTXT = """name: "small"
@@ -336,6 +347,16 @@ def test_sql_udf_for_image_transformer_and_model(spark, images, files, net, refe
     rows = spark.sql("SELECT image.origin AS origin, small_net(image) AS out FROM images").collect()
     got = {Path(r.origin).name: np.asarray(r.out, np.float32) for r in rows}
     assert_matches(got, names, _torch_ref(net, batch), TOL)
+
+    labels = [f"c{i}" for i in range(10)]
+    predictor = deepspark.DeepImagePredictor(
+        model=str(files["onnx"]), labels=labels, topK=1, inputSize=list(SIZE),
+        mean=[0.5, 0.4, 0.3], std=[0.2, 0.25, 0.3],
+    )
+    deepspark.register_udf(spark, "top1", predictor)
+    rows = spark.sql("SELECT image.origin AS origin, top1(image)[0].class AS c FROM images").collect()
+    want = _torch_ref(net, batch).argmax(axis=1)
+    assert {Path(r.origin).name: r.c for r in rows} == {n: labels[w] for n, w in zip(names, want)}
 
     module, path = two_heads
     deepspark.register_udf(spark, "two_heads", deepspark.load_model(path))
