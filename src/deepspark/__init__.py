@@ -24,7 +24,9 @@ from deepspark.errors import (
     SignatureError,
     UnsafeModelError,
 )
+from deepspark.io.audio import read_audio
 from deepspark.io.images import read_images
+from deepspark.ml.audio import AudioModelTransformer, SpeechDetector
 from deepspark.ml.image import DeepImagePredictor, ImageModelTransformer
 from deepspark.ml.sql import register_udf
 from deepspark.ml.tensor import ModelTransformer
@@ -39,12 +41,15 @@ __all__ = [
     "__version__",
     # readers
     "read_images",
+    "read_audio",
     "image",
     # transformers
     "DeepImagePredictor",
     "ImageModelTransformer",
     "ModelTransformer",
     "register_udf",
+    "SpeechDetector",
+    "AudioModelTransformer",
     # models
     "list_models",
     "load_model",

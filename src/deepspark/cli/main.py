@@ -29,6 +29,7 @@ COMMANDS = [
     "deepspark.cli.predict",
     "deepspark.cli.models",
     "deepspark.cli.report",
+    "deepspark.cli.detect_speech",
 ]
 
 

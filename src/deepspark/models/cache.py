@@ -149,7 +149,7 @@ class ShippedFile:
         )
 
 
-_SHIPPED: dict[tuple[int, str], ShippedFile] = {}
+_SHIPPED: dict[tuple[int, str, str], ShippedFile] = {}
 
 
 def _link_or_copy(src: str, dst: str) -> str:
@@ -159,6 +159,8 @@ def _link_or_copy(src: str, dst: str) -> str:
     except OSError:
         shutil.copyfile(src, dst)
     return dst
+
+
 _SHIP_LOCK = threading.Lock()
 
 
@@ -168,7 +170,9 @@ def ship_file(sc: SparkContext, path: str | Path) -> ShippedFile:
     path = Path(path)
     sha = path_sha256(path)
     name = f"{sha[:16]}-{path.name}"
-    key = (id(sc), name)
+    # id() alone is not enough: a new SparkContext may reuse a stopped one's id, and its
+    # executors would then never get the file.
+    key = (id(sc), sc.applicationId, name)
     with _SHIP_LOCK:
         if key in _SHIPPED:
             return _SHIPPED[key]

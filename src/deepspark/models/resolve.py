@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from deepspark.errors import InvalidParameterError, SignatureError
 from deepspark.models.cache import ship_file
 from deepspark.models.labels import ClassLabel, load_labels
+from deepspark.models.base import Signature
 from deepspark.models.loader import ModelRef
 from deepspark.models.zoo import get_named_model
 from deepspark.runtime.preprocess import ImagePreprocess
@@ -128,6 +129,47 @@ def detect_framework(path: Path) -> str:
     )
 
 
+_FLOAT_DTYPES = ("float16", "float32", "float64", "bfloat16")
+
+
+def check_image_input(name: str, sig: Signature, preprocess: ImagePreprocess) -> None:
+    """Raise :class:`SignatureError` unless the preprocessed tensor fits input 0 of ``sig``.
+
+    Checks the rank, every fixed dimension (channels, height, width) and the dtype; the
+    message gives the model's signature and the Params that set the tensor.
+    """
+    spec = sig.inputs[0]
+    want = preprocess.input_shape()
+    setting = (
+        f"inputSize={list(preprocess.size)}, channelOrder={preprocess.channel_order}, "
+        f"layout={preprocess.layout}"
+    )
+    problem = None
+    if spec.shape and len(spec.shape) != len(want):
+        problem = (
+            f"a {len(spec.shape)}-dimensional input, not an image batch of shape "
+            f"{_dims(want)}; it is not an image model"
+        )
+    elif any(s >= 0 and w >= 0 and s != w for s, w in zip(spec.shape[1:], want[1:])):
+        problem = (
+            f"input shape {_dims(spec.shape)} but the preprocessing gives {_dims(want)} "
+            f"({setting}); set those Params to match"
+        )
+    elif spec.dtype != preprocess.dtype and not (
+        spec.dtype in _FLOAT_DTYPES and preprocess.dtype in _FLOAT_DTYPES
+    ):
+        problem = (
+            f"{spec.dtype} input but the preprocessing gives {preprocess.dtype} "
+            "(normalised pixels); export the model with a float input"
+        )
+    if problem is not None:
+        raise SignatureError(f"model {name} expects {problem}. Model signature: {sig}")
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return "[" + ", ".join("?" if d < 0 else str(d) for d in shape) + "]"
+
+
 def resolve_image_model(
     spark: SparkSession,
     *,
@@ -168,16 +210,7 @@ def resolve_image_model(
                 "ModelTransformer for models with several inputs"
             )
         spec = sig.inputs[0]
-        want = preprocess.input_shape()
-        if len(spec.shape) == len(want) and any(
-            s >= 0 and w >= 0 and s != w for s, w in zip(spec.shape[1:], want[1:])
-        ):
-            raise SignatureError(
-                f"model {path.name} expects input {spec} but the preprocessing gives "
-                f"{want} (inputSize={list(preprocess.size)}, channelOrder="
-                f"{preprocess.channel_order}, layout={preprocess.layout}); set those Params "
-                f"to match. Model signature: {sig}"
-            )
+        check_image_input(path.name, sig, preprocess)
         names = sig.output_names
         out = output_name or names[0]
         if out not in names:
