@@ -465,3 +465,16 @@ def test_engine_auto_falls_back_to_native_when_onnx_cannot_express_the_model(tmp
     assert np.max(np.abs(model.predict({"x": x})["output"] - want)) <= 1e-5
     with pytest.raises(ModelLoadError, match="cannot convert.*rfft"):
         deepspark.load_model(path, input_shapes=[(-1, 8)], engine="onnxruntime")
+
+
+def test_torchscript_with_misfit_shapes_is_a_signature_error(files) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SignatureError, match=r"fails on inputs of shape \[\[-1, 32, 32, 3\]\]"):
+        deepspark.load_model(files["torchscript"], input_shapes=[(-1, *SIZE, 3)])
+
+
+def test_trusted_pickle_without_shapes_is_scripted(files, net) -> None:  # type: ignore[no-untyped-def]
+    model = deepspark.load_model(files["pickle"], trust_pickle=True)
+    assert model.framework == "torch"  # TorchScript-compiled: no shapes to export with
+    x = np.random.default_rng(2).random((2, 3, *SIZE), dtype=np.float32)
+    got = model.predict({model.signature.input_names[0]: x})["output"]
+    assert np.max(np.abs(got - _torch_ref(net, x))) <= TOL

@@ -162,13 +162,10 @@ def _export_torch_module(module: Any, shapes: Shapes | None, engine: str) -> Mod
     """A live nn.Module -> an ONNX (engine auto/onnxruntime) or TorchScript file."""
     from deepspark.models.torch import export_module
 
-    if not shapes:
-        raise InvalidParameterError(
-            "a PyTorch nn.Module is exported to a file on the driver and needs its input "
-            "shapes: pass input_shapes=[(-1, 3, 224, 224)] (-1 for the batch)"
-        )
-    names = _input_names(module, len(shapes))
     out_dir = cache_dir("exported")
+    if not shapes:
+        return _script_torch_module(module, out_dir)
+    names = _input_names(module, len(shapes))
     if engine != "native":
         try:
             tmp = export_module(module, out_dir / f"{os.getpid()}.onnx", names, shapes, "onnx")
@@ -186,6 +183,25 @@ def _export_torch_module(module: Any, shapes: Shapes | None, engine: str) -> Mod
             log.info("nn.Module does not export to ONNX (%s); using TorchScript", _first_line(exc))
     tmp = export_module(module, out_dir / f"{os.getpid()}.pt", names, shapes, "torchscript")
     return ModelSpec("torchscript", _content_name(tmp, ".pt"), (("input_shapes", shapes),))
+
+
+def _script_torch_module(module: Any, out_dir: Path) -> ModelSpec:
+    """Without input shapes a module cannot be traced or exported: TorchScript-compile it
+    (``torch.jit.script`` needs no example input); the signature then has no shapes."""
+    import torch
+
+    module.eval()
+    try:
+        scripted = torch.jit.script(module)
+    except Exception as exc:  # noqa: BLE001 - the TorchScript compiler raises many types
+        raise InvalidParameterError(
+            "this PyTorch nn.Module cannot be compiled with torch.jit.script "
+            f"({_first_line(exc)}); pass input_shapes=[(-1, 3, 224, 224)] (-1 for the "
+            "batch) so it can be exported by tracing"
+        ) from exc
+    tmp = out_dir / f"{os.getpid()}.pt"
+    torch.jit.save(scripted, str(tmp))
+    return ModelSpec("torchscript", _content_name(tmp, ".pt"))
 
 
 class _TorchCallable(Model):
