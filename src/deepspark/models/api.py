@@ -17,6 +17,7 @@ import hashlib
 import inspect
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -285,7 +286,9 @@ def _to_onnx(spec: ModelSpec, native: Model, shapes: Shapes | None) -> ModelSpec
 
                 # The legacy exporter cannot take an unlifted GraphModule: trace it first.
                 args = [torch.zeros((1, *s[1:])) for s in io_shapes]
-                module = torch.jit.trace(module, tuple(args), check_trace=False)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # tracer chatter about guards
+                    module = torch.jit.trace(module, tuple(args), check_trace=False)
             export_module(
                 module,
                 target,
