@@ -340,8 +340,14 @@ def test_cli_detect_speech(spark: Any, clips_dir: Path, tmp_path: Path, capsys: 
     assert by_name["silence.wav"]["speech"] == []
     assert "not an audio file" in by_name["notes.wav"]["error"]
 
-    assert main(["detect-speech", str(tmp_path / "missing"), "-q"]) == 2
-    assert main(["detect-speech", str(clips_dir), "--output", "x.txt", "-q"]) == 2
-    with pytest.raises(SystemExit) as exc:
-        main(["detect-speech", str(clips_dir), "--threshold", "2"])
-    assert exc.value.code == 2
+    # Usage errors exit 2, whether caught while parsing (SystemExit) or while running.
+    for argv in (
+        [str(tmp_path / "missing"), "-q"],
+        [str(clips_dir), "--output", "x.txt", "-q"],
+        [str(clips_dir), "--threshold", "2"],
+    ):
+        try:
+            code = main(["detect-speech", *argv])
+        except SystemExit as exc:
+            code = exc.code
+        assert code == 2, argv
