@@ -25,7 +25,9 @@ from deepspark.errors import (
     UnsafeModelError,
 )
 from deepspark.io.images import read_images
+from deepspark.io.text import read_text
 from deepspark.ml.image import DeepImagePredictor
+from deepspark.ml.text import TextClassifier, TextEmbedder
 from deepspark.models.zoo import list_models
 from deepspark.session import session
 
@@ -35,9 +37,12 @@ __all__ = [
     "__version__",
     # readers
     "read_images",
+    "read_text",
     "image",
     # transformers
     "DeepImagePredictor",
+    "TextEmbedder",
+    "TextClassifier",
     # models
     "list_models",
     # runtime
