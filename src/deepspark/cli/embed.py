@@ -114,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
     reader = spark.read
     if fmt == "csv":  # texts may hold line breaks: quoted multi-line CSV fields
         reader = reader.option("header", "true").option("multiLine", "true")
+    elif fmt == "json":  # JSON omits null fields: without the schema no `error` column
+        reader = reader.schema(result.schema)
     written = reader.format(fmt).load(output)
     elapsed = time.time() - started
 
