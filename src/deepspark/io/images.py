@@ -14,6 +14,7 @@ source (``spark.read.format("image")``)::
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -79,10 +80,15 @@ def _reason(exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, UnidentifiedImageError):
         return "cannot identify image file (not an image, or a format Pillow cannot read)"
-    if isinstance(exc, Image.DecompressionBombError):
-        return f"decompression bomb: {exc}"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if "truncated" in text:
+    if isinstance(exc, Image.DecompressionBombError):
+        # Pillow refuses twice its own limit in Image.open, before our check runs: give
+        # the same message as ours ("decompression bomb: N pixels ...").
+        size = re.search(r"\((\d+) pixels\)", text)
+        return f"decompression bomb: {size.group(1)} pixels" if size else f"decompression bomb: {text}"
+    # Pillow says "image file is truncated" or "Truncated File Read" depending on where
+    # the data ends.
+    if "truncated" in text.lower():
         return "image file is truncated"
     if isinstance(exc, MemoryError):
         return "out of memory while decoding"
@@ -444,7 +450,9 @@ def read_images(
 
     # Non-deterministic so Spark evaluates the decode once per row even though two fields
     # of its result are selected.
-    decode_udf = arrow_udf(decode, out_type, ArrowUDFType.SCALAR).asNondeterministic()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "prefer type hints"
+        decode_udf = arrow_udf(decode, out_type, ArrowUDFType.SCALAR).asNondeterministic()
     decoded = files.select(F.col("path"), decode_udf("path", "content").alias("_decoded"))
     columns = [F.col("_decoded.image").alias("image"), F.col("_decoded.error").alias("error")]
     if label_from_dir:

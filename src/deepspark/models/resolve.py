@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deepspark.errors import InvalidParameterError, ModelNotFoundError, SignatureError
+from deepspark.errors import InvalidParameterError, SignatureError
 from deepspark.models.cache import ship_file
 from deepspark.models.labels import ClassLabel, load_labels
+from deepspark.models.base import Signature
 from deepspark.models.loader import ModelRef
 from deepspark.models.zoo import get_named_model
 from deepspark.runtime.preprocess import ImagePreprocess
@@ -21,7 +22,13 @@ from deepspark.runtime.preprocess import ImagePreprocess
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
 
-__all__ = ["ResolvedImageModel", "resolve_image_model", "detect_framework", "local_model_path"]
+__all__ = [
+    "ResolvedImageModel",
+    "resolve_image_model",
+    "detect_framework",
+    "canonical_framework",
+    "local_model_path",
+]
 
 
 @dataclass(frozen=True)
@@ -48,14 +55,119 @@ def local_model_path(model: str) -> Path:
     return Path(model).expanduser()
 
 
+#: user-facing framework names (and aliases) -> canonical name
+FRAMEWORKS = {
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
+    "torch": "torch",
+    "pytorch": "torch",
+    "torchscript": "torch",
+    "keras": "keras",
+    "tensorflow": "tensorflow",
+    "tf": "tensorflow",
+    "savedmodel": "tensorflow",
+    "caffe": "caffe",
+}
+
+_TORCH_SUFFIXES = {".pt", ".pth", ".pt2", ".ts", ".torchscript", ".jit", ".bin"}
+
+
+def canonical_framework(name: str) -> str:
+    """``"pytorch"`` -> ``"torch"`` etc.; raises on an unknown name."""
+    key = name.strip().lower()
+    if key not in FRAMEWORKS:
+        raise InvalidParameterError(
+            f"unknown framework {name!r}; use one of onnx, torch, keras, tensorflow, caffe"
+        )
+    return FRAMEWORKS[key]
+
+
 def detect_framework(path: Path) -> str:
-    """Framework of a model file from its name and content."""
+    """Framework of a model file or folder from its name, then its content.
+
+    ``.onnx`` -> onnx; ``.keras``/``.h5`` -> keras; ``.pt``/``.pth``/``.pt2``/``.ts`` ->
+    torch; ``.prototxt``/``.caffemodel`` (or a folder with both) -> caffe; a folder with
+    ``saved_model.pb`` -> tensorflow. Unknown suffixes are recognised by their first
+    bytes (HDF5 signature, zip archives of Keras or PyTorch).
+    """
+    import zipfile
+
+    if path.is_dir():
+        if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
+            return "tensorflow"
+        if any(path.glob("*.prototxt")) and any(path.glob("*.caffemodel")):
+            return "caffe"
+        raise InvalidParameterError(
+            f"cannot tell the framework of folder {path}: it is neither a TensorFlow "
+            "SavedModel (saved_model.pb) nor a Caffe model (.prototxt + .caffemodel); "
+            "pass framework="
+        )
     suffix = path.suffix.lower()
     if suffix == ".onnx":
         return "onnx"
+    if suffix in (".keras", ".h5", ".hdf5"):
+        return "keras"
+    if suffix in _TORCH_SUFFIXES:
+        return "torch"
+    if suffix in (".prototxt", ".caffemodel"):
+        return "caffe"
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+        if head.startswith(b"\x89HDF"):
+            return "keras"
+        if zipfile.is_zipfile(path):
+            names = zipfile.ZipFile(path).namelist()
+            if "config.json" in names and any(n.endswith(".weights.h5") for n in names):
+                return "keras"
+            return "torch"
+    except OSError:
+        pass
     raise InvalidParameterError(
-        f"cannot tell the framework of {path}; pass framework= (supported: onnx)"
+        f"cannot tell the framework of {path}; pass framework= (onnx, torch, keras, "
+        "tensorflow, caffe)"
     )
+
+
+_FLOAT_DTYPES = ("float16", "float32", "float64", "bfloat16")
+
+
+def check_image_input(name: str, sig: Signature, preprocess: ImagePreprocess) -> None:
+    """Raise :class:`SignatureError` unless the preprocessed tensor fits input 0 of ``sig``.
+
+    Checks the rank, every fixed dimension (channels, height, width) and the dtype; the
+    message gives the model's signature and the Params that set the tensor.
+    """
+    spec = sig.inputs[0]
+    want = preprocess.input_shape()
+    setting = (
+        f"inputSize={list(preprocess.size)}, channelOrder={preprocess.channel_order}, "
+        f"layout={preprocess.layout}"
+    )
+    problem = None
+    if spec.shape and len(spec.shape) != len(want):
+        problem = (
+            f"a {len(spec.shape)}-dimensional input, not an image batch of shape "
+            f"{_dims(want)}; it is not an image model"
+        )
+    elif any(s >= 0 and w >= 0 and s != w for s, w in zip(spec.shape[1:], want[1:])):
+        problem = (
+            f"input shape {_dims(spec.shape)} but the preprocessing gives {_dims(want)} "
+            f"({setting}); set those Params to match"
+        )
+    elif spec.dtype != preprocess.dtype and not (
+        spec.dtype in _FLOAT_DTYPES and preprocess.dtype in _FLOAT_DTYPES
+    ):
+        problem = (
+            f"{spec.dtype} input but the preprocessing gives {preprocess.dtype} "
+            "(normalised pixels); export the model with a float input"
+        )
+    if problem is not None:
+        raise SignatureError(f"model {name} expects {problem}. Model signature: {sig}")
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return "[" + ", ".join("?" if d < 0 else str(d) for d in shape) + "]"
 
 
 def resolve_image_model(
@@ -68,16 +180,29 @@ def resolve_image_model(
     preprocess: ImagePreprocess,
     output_name: str | None,
     role: str,
+    engine: str = "auto",
+    trust_pickle: bool = False,
 ) -> ResolvedImageModel:
-    """Resolve, validate and ship an image model; ``role`` is "logits" or "features"."""
+    """Resolve, validate and ship an image model; ``role`` is "logits" or "features".
+
+    ``model`` is a path of any supported framework (see :func:`deepspark.load_model`);
+    it is loaded here, on the driver, so a bad file fails before any task starts.
+    """
+    from deepspark.models.api import prepare_model
+
     sc = spark.sparkContext
     if model:
         path = local_model_path(model)
-        if not path.exists():
-            raise ModelNotFoundError(f"model file not found: {path}")
-        fw = (framework or detect_framework(path)).lower()
-        ref = ModelRef(fw, ship_file(sc, path))
-        loaded = ref.load(threads=1)  # on the driver: fails here, not in a task
+        # The preprocessing fixes the input shape: it lets TorchScript models (which do
+        # not record shapes) be converted to ONNX and probed.
+        model_spec, loaded = prepare_model(
+            str(path),
+            framework=framework or None,
+            engine=engine,
+            trust_pickle=trust_pickle,
+            input_shapes=[preprocess.input_shape()],
+        )
+        ref = model_spec.ship(sc)
         sig = loaded.signature
         if len(sig.inputs) != 1:
             raise SignatureError(
@@ -85,16 +210,7 @@ def resolve_image_model(
                 "ModelTransformer for models with several inputs"
             )
         spec = sig.inputs[0]
-        want = preprocess.input_shape()
-        if len(spec.shape) == len(want) and any(
-            s >= 0 and w >= 0 and s != w for s, w in zip(spec.shape[1:], want[1:])
-        ):
-            raise SignatureError(
-                f"model {path.name} expects input {spec} but the preprocessing gives "
-                f"{want} (inputSize={list(preprocess.size)}, channelOrder="
-                f"{preprocess.channel_order}, layout={preprocess.layout}); set those Params "
-                f"to match. Model signature: {sig}"
-            )
+        check_image_input(path.name, sig, preprocess)
         names = sig.output_names
         out = output_name or names[0]
         if out not in names:

@@ -1,0 +1,216 @@
+"""deepspark on a real Spark standalone cluster (master + two one-core workers on
+127.0.0.1): same predictions as local mode, models shipped with addFile, and jobs that
+survive a killed Python worker and a killed worker JVM with no row lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from _reliability import (
+    StandaloneCluster,
+    alive,
+    assert_same_predictions,
+    busy_python_workers,
+    predictor_kwargs,
+    rows_by_origin,
+    run_with_fault,
+    stop_active_session,
+    wait_executors,
+)
+
+pytestmark = pytest.mark.cluster
+
+#: How many input files the fault-injection jobs read.
+FAULT_INPUTS = 300
+
+
+def predict(spark: Any, folder: Path, model: Path, size: int) -> dict[str, tuple[Any, ...]]:
+    """read_images -> DeepImagePredictor -> {origin: (classes, probabilities, error)}."""
+    import deepspark
+
+    images = deepspark.read_images(spark, str(folder))
+    predictor = deepspark.DeepImagePredictor(**predictor_kwargs(model, size))
+    rows = predictor.transform(images).select("image.origin", "predictions", "error").collect()
+    return rows_by_origin(rows)
+
+
+@pytest.fixture(scope="module")
+def inputs_dir(jpeg_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 300 generated JPEGs plus a truncated, an empty and a text file."""
+    folder = tmp_path_factory.mktemp("cluster_inputs")
+    for path in sorted(jpeg_dir.iterdir()):
+        shutil.copyfile(path, folder / path.name)
+    good = (folder / "img_0000.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(good[: len(good) // 2])
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "notes.jpg").write_text("not an image\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def local_reference(
+    inputs_dir: Path, tiny_model: Path, busy_model: Path
+) -> dict[str, dict[str, tuple[Any, ...]]]:
+    """Predictions of a local[2] session, computed before the cluster session starts."""
+    import deepspark
+
+    stop_active_session()
+    spark = deepspark.session("local[2]", app_name="deepspark-local-reference")
+    try:
+        return {
+            "tiny": predict(spark, inputs_dir, tiny_model, 32),
+            "busy": predict(spark, inputs_dir, busy_model, 64),
+        }
+    finally:
+        spark.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster_spark(local_reference: Any, cluster_spark: Any) -> Iterator[Any]:
+    """The cluster session, started only after the local reference is computed
+    (one SparkContext per process)."""
+    yield cluster_spark
+
+
+def test_cluster_has_two_one_core_workers(cluster: StandaloneCluster) -> None:
+    state = cluster.state()
+    assert state is not None
+    alive_workers = [w for w in state["workers"] if w["state"] == "ALIVE"]
+    assert len(alive_workers) == 2
+    assert all(w["cores"] == 1 and w["host"] == "127.0.0.1" for w in alive_workers)
+
+
+def test_predictions_equal_local_mode(
+    cluster_spark: Any, local_reference: Any, inputs_dir: Path, tiny_model: Path
+) -> None:
+    got = predict(cluster_spark, inputs_dir, tiny_model, 32)
+    want = local_reference["tiny"]
+    assert len(got) == FAULT_INPUTS + 3
+    assert_same_predictions(got, want)
+    errors = {Path(o).name: e for o, (_, _, e) in got.items() if e is not None}
+    assert set(errors) == {"truncated.jpg", "empty.jpg", "notes.jpg"}
+    # Both executors did work: the job really ran on the cluster.
+    assert cluster_spark.sparkContext.master == cluster_spark.conf.get("spark.master")
+    assert cluster_spark.sparkContext.master.startswith("spark://127.0.0.1:")
+
+
+def test_executors_get_deepspark_and_model_the_documented_way(
+    cluster_spark: Any, inputs_dir: Path, tiny_model: Path
+) -> None:
+    """deepspark comes from the venv $PYSPARK_PYTHON points to; the model file from
+    SparkContext.addFile (a copy in each executor's SparkFiles folder)."""
+    import deepspark
+
+    images = deepspark.read_images(cluster_spark, str(inputs_dir))
+    task = deepspark.DeepImagePredictor(**predictor_kwargs(tiny_model))._build_task(images)
+    shipped = task.model.file
+
+    def probe(_: Any) -> Iterator[tuple[str, str, str, str, int]]:
+        import deepspark as ds
+        from pyspark import SparkFiles
+
+        yield (
+            shipped.local_path(),
+            SparkFiles.getRootDirectory(),
+            sys.executable,
+            ds.__file__,
+            os.getpid(),
+        )
+
+    rows = cluster_spark.sparkContext.parallelize(range(4), 4).mapPartitions(probe).collect()
+    assert len({pid for *_, pid in rows}) >= 2, "the probe should run in both executors"
+    for local_path, root, executable, module, _ in rows:
+        assert local_path.startswith(root), f"{local_path} is not the addFile copy in {root}"
+        assert local_path != shipped.driver_path
+        assert Path(local_path).read_bytes() == tiny_model.read_bytes()
+        assert executable == os.environ["PYSPARK_PYTHON"]
+        assert module == deepspark.__file__
+
+
+def _executor_roots(cluster: StandaloneCluster) -> list[int]:
+    return [cluster.worker_pid(i) for i in range(cluster.workers)]
+
+
+def test_killed_python_worker_mid_job_loses_nothing(
+    cluster: StandaloneCluster,
+    cluster_spark: Any,
+    local_reference: Any,
+    inputs_dir: Path,
+    busy_model: Path,
+) -> None:
+    killed: list[int] = []
+
+    def kill_busy_python_worker() -> str | None:
+        busy = busy_python_workers(_executor_roots(cluster))
+        if not busy:
+            return None
+        os.kill(busy[0], 9)
+        killed.append(busy[0])
+        return f"SIGKILL python worker {busy[0]}"
+
+    got, watch = run_with_fault(
+        cluster_spark,
+        lambda: predict(cluster_spark, inputs_dir, busy_model, 64),
+        kill_busy_python_worker,
+    )
+    assert watch.fault_done, f"no busy Python worker found during the job: {watch}"
+    assert not alive(killed[0])
+    assert watch.failed_tasks >= 1, f"the kill did not fail a task: {watch}"
+    assert len(got) == FAULT_INPUTS + 3
+    assert_same_predictions(got, local_reference["busy"])
+    record_fault("python worker SIGKILL", watch)
+
+
+def test_killed_worker_jvm_mid_job_loses_nothing(
+    cluster: StandaloneCluster,
+    cluster_spark: Any,
+    local_reference: Any,
+    inputs_dir: Path,
+    busy_model: Path,
+) -> None:
+    victim = 1
+
+    def kill_worker_jvm() -> str | None:
+        if not busy_python_workers([cluster.worker_pid(victim)]):
+            return None  # its executor is between tasks: wait for a running one
+        cluster.kill_worker(victim)
+        return f"SIGKILL worker JVM {victim}"
+
+    try:
+        got, watch = run_with_fault(
+            cluster_spark,
+            lambda: predict(cluster_spark, inputs_dir, busy_model, 64),
+            kill_worker_jvm,
+        )
+        assert watch.fault_done, f"the worker was never busy during the job: {watch}"
+        assert watch.failed_tasks >= 1, f"the kill did not fail a task: {watch}"
+        assert cluster.alive_workers() == 1
+        assert len(got) == FAULT_INPUTS + 3
+        assert_same_predictions(got, local_reference["busy"])
+        record_fault("worker JVM SIGKILL", watch)
+    finally:
+        # Leave a healthy two-worker cluster for whoever uses it next.
+        cluster.start_worker(victim)
+        cluster.wait_workers(2)
+        wait_executors(cluster_spark, 2)
+
+
+#: Faults injected in this run, printed at the end (figures for docs/reliability.md).
+FAULTS: list[str] = []
+
+
+def record_fault(kind: str, watch: Any) -> None:
+    FAULTS.append(
+        f"{kind}: {watch.fault_info}; failed task attempts {watch.failed_tasks}, "
+        f"tasks in stage {watch.total_tasks}, completed before the fault "
+        f"{watch.completed_at_fault}; rows lost 0, duplicated 0"
+    )
+    print("FAULT-INJECTED", FAULTS[-1])
