@@ -54,9 +54,13 @@ def test_embed_paragraphs_to_csv_with_encoding(
     argv = ["embed", str(notes_dir), "--unit", "paragraph", "--encoding", "latin-1", "-o", str(out)]
     assert main(argv) == 0
     assert "3 paragraphs: 3 ok, 0 errors" in capsys.readouterr().out
-    rows = cli_spark.read.option("header", "true").option("escape", '"').option(
-        "multiLine", "true"
-    ).csv(str(out)).collect()
+    rows = (
+        cli_spark.read.option("header", "true")
+        .option("escape", '"')
+        .option("multiLine", "true")
+        .csv(str(out))
+        .collect()
+    )
     texts = sorted(r.text for r in rows)
     # a.txt's two lines are one paragraph (quoted, with its line break, in the CSV).
     assert texts == [

@@ -90,7 +90,10 @@ def test_paragraph_unit(spark, text_dir: Path) -> None:
         "First line.\nSecond line.",
         "Third, after a blank line.",
     ]
-    assert [r.text for r in rows["windows.txt"]] == ["Line one\r\nLine two", "Line five, no final break"]
+    assert [r.text for r in rows["windows.txt"]] == [
+        "Line one\r\nLine two",
+        "Line five, no final break",
+    ]
     assert rows["latin1.txt"][0].error is not None and rows["latin1.txt"][0].text is None
 
 
@@ -103,7 +106,10 @@ def test_bad_arguments_raise_before_any_task(spark, tmp_path: Path) -> None:
         deepspark.read_text(spark, str(tmp_path / "missing"))
 
 
-@given(st.lists(st.text(alphabet="ab \t", max_size=5), max_size=6), st.sampled_from(["\n", "\r\n", "\r"]))
+@given(
+    st.lists(st.text(alphabet="ab \t", max_size=5), max_size=6),
+    st.sampled_from(["\n", "\r\n", "\r"]),
+)
 def test_split_lines_inverts_joining(lines: list[str], newline: str) -> None:
     text = "".join(line + newline for line in lines)
     assert split_units(text, "line") == lines

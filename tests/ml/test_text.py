@@ -14,7 +14,7 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
-import deepspark  # noqa: E402
+import deepspark
 
 TEXTS = [
     "A man is eating food.",
@@ -53,7 +53,8 @@ def _vectors(rows, column: str = "embedding") -> dict[int, np.ndarray | None]:
 def test_named_model_equals_sentence_transformers(spark, sentence_transformer) -> None:
     # A small batchSize so rows are sorted by length and spread over several model calls.
     embedder = deepspark.TextEmbedder(modelName="all-MiniLM-L6-v2", batchSize=3)
-    out = embedder.transform(_frame(spark, TEXTS))
+    short = deepspark.TextEmbedder(maxLength=16, outputCol="short")
+    out = short.transform(embedder.transform(_frame(spark, TEXTS)))
     from pyspark.ml.linalg import VectorUDT
 
     assert isinstance(out.schema["embedding"].dataType, VectorUDT)
@@ -69,6 +70,15 @@ def test_named_model_equals_sentence_transformers(spark, sentence_transformer) -
         cosine = float(vec @ want / np.linalg.norm(want))
         assert cosine >= 0.999, (text, cosine)
     assert got[TEXTS.index(None)] is None  # null text: null embedding, no error
+    # maxLength: the same truncation as sentence-transformers' max_seq_length.
+    long_text = max(texts.values(), key=len)
+    sentence_transformer.max_seq_length = 16
+    try:
+        want = sentence_transformer.encode([long_text])[0]
+    finally:
+        sentence_transformer.max_seq_length = 256
+    cut = _vectors(rows, "short")[TEXTS.index(long_text)]
+    assert float(cut @ want) >= 0.999 and float(cut @ got[TEXTS.index(long_text)]) < 0.999
 
 
 def test_paraphrases_score_above_unrelated_pairs(spark) -> None:
@@ -110,6 +120,26 @@ def test_folder_model_and_read_text_errors(spark, minilm_dir: Path, tmp_path: Pa
     unit = named.first().embedding.toArray()
     assert abs(np.linalg.norm(raw) - 1.0) > 0.01  # not normalised
     assert raw @ unit / np.linalg.norm(raw) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_save_and_load_keep_params(spark, tmp_path: Path) -> None:
+    embedder = deepspark.TextEmbedder(outputCol="vec", maxLength=64, normalize=False)
+    embedder.save(str(tmp_path / "embedder"))
+    loaded = deepspark.TextEmbedder.load(str(tmp_path / "embedder"))
+    assert (loaded.getOutputCol(), loaded.getMaxLength(), loaded.getNormalize()) == (
+        "vec",
+        64,
+        False,
+    )
+    assert loaded.getModelName() == "all-MiniLM-L6-v2"
+    clf = deepspark.TextClassifier(model="/models/sentiment", labelCol="y", batchSize=8)
+    clf.save(str(tmp_path / "classifier"))
+    loaded = deepspark.TextClassifier.load(str(tmp_path / "classifier"))
+    assert (loaded.getModel(), loaded.getLabelCol(), loaded.getBatchSize()) == (
+        "/models/sentiment",
+        "y",
+        8,
+    )
 
 
 def test_driver_side_errors(spark, tmp_path: Path) -> None:
@@ -208,7 +238,10 @@ def test_classifier_equals_transformers_pipeline(spark, classifiers: dict[str, P
     assert rows[texts.index(None)].label is None and rows[texts.index(None)].error is None
 
     real = [t for t in texts if t is not None]
-    for key, label_col, score_col in (("single", "label", "score"), ("multi", "topic", "topicScore")):
+    for key, label_col, score_col in (
+        ("single", "label", "score"),
+        ("multi", "topic", "topicScore"),
+    ):
         folder = str(classifiers[key])
         reference = pipeline("text-classification", model=folder, tokenizer=folder, device="cpu")
         want = reference(real)
@@ -243,8 +276,18 @@ def test_plain_and_cls_pooled_folders_equal_sentence_transformers(
     (cls / "modules.json").write_text(
         json.dumps(
             [
-                {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-                {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+                {
+                    "idx": 0,
+                    "name": "0",
+                    "path": "",
+                    "type": "sentence_transformers.models.Transformer",
+                },
+                {
+                    "idx": 1,
+                    "name": "1",
+                    "path": "1_Pooling",
+                    "type": "sentence_transformers.models.Pooling",
+                },
             ]
         )
     )

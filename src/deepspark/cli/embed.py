@@ -96,9 +96,9 @@ def run(args: argparse.Namespace) -> int:
         *columns,
         # Plain float arrays: readable by any Parquet/JSON tool, and CSV can hold them
         # (vector_to_array fails on null, so rows without an embedding are skipped).
-        F.when(
-            F.col("embedding").isNotNull(), vector_to_array("embedding", "float32")
-        ).alias("embedding"),
+        F.when(F.col("embedding").isNotNull(), vector_to_array("embedding", "float32")).alias(
+            "embedding"
+        ),
         "error",
     )
 

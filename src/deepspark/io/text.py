@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["read_text", "decode_text", "split_units", "UNITS"]
+__all__ = ["UNITS", "decode_text", "read_text", "split_units"]
 
 #: What one row holds: a whole file, one line, or one paragraph.
 UNITS = ("file", "line", "paragraph")
@@ -56,8 +56,7 @@ def decode_text(data: bytes | None, encoding: str = "utf-8") -> tuple[str | None
         )
     except Exception as exc:  # noqa: BLE001 - every failure becomes this row's error
         return None, f"cannot decode as {encoding}: {type(exc).__name__}: {exc}"
-    if text.startswith("\ufeff"):
-        text = text[1:]
+    text = text.removeprefix("\ufeff")
     return text, None
 
 

@@ -20,12 +20,10 @@ from deepspark.errors import InvalidParameterError
 from deepspark.ml._apply import apply_task
 from deepspark.ml.params import HasBatchSize, HasErrorCol, HasModelSource, HasNumThreads
 
-__all__ = ["TextEmbedder", "TextClassifier"]
+__all__ = ["TextClassifier", "TextEmbedder"]
 
 
-class _TextModelParams(
-    HasInputCol, HasErrorCol, HasBatchSize, HasNumThreads, HasModelSource
-):
+class _TextModelParams(HasInputCol, HasErrorCol, HasBatchSize, HasNumThreads, HasModelSource):
     """Params shared by the text transformers, and building their executor task."""
 
     maxLength: Param[int] = Param(
@@ -39,6 +37,11 @@ class _TextModelParams(
     def __init__(self) -> None:
         super().__init__()
         self._setDefault(inputCol="text", maxLength=256, batchSize=32)
+
+    @keyword_only
+    def setParams(self, **kwargs: Any) -> Any:
+        """Set any of the constructor's Params (None leaves a Param as it is)."""
+        return self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
 
     def getMaxLength(self) -> int:
         return self.getOrDefault(self.maxLength)
@@ -161,12 +164,7 @@ class TextEmbedder(
     ) -> None:
         super().__init__()
         self._setDefault(outputCol="embedding", modelName="all-MiniLM-L6-v2", normalize=True)
-        self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
-
-    @keyword_only
-    def setParams(self, **kwargs: Any) -> TextEmbedder:
-        """Set any of the constructor's Params."""
-        return self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
+        self.setParams(**self._input_kwargs)
 
     def getNormalize(self) -> bool:
         return bool(self.getOrDefault(self.normalize))
@@ -244,12 +242,7 @@ class TextClassifier(
     ) -> None:
         super().__init__()
         self._setDefault(labelCol="label", scoreCol="score")
-        self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
-
-    @keyword_only
-    def setParams(self, **kwargs: Any) -> TextClassifier:
-        """Set any of the constructor's Params."""
-        return self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
+        self.setParams(**self._input_kwargs)
 
     def getLabelCol(self) -> str:
         return self.getOrDefault(self.labelCol)

@@ -37,10 +37,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "POOLING_MODES",
-    "TextModelFolder",
     "ResolvedTextModel",
-    "inspect_folder",
+    "TextModelFolder",
     "export_text_onnx",
+    "inspect_folder",
     "resolve_text_model",
 ]
 
@@ -190,7 +190,10 @@ def inspect_folder(folder: str | Path) -> TextModelFolder:
 
 def _weight_files(folder: Path) -> list[Path]:
     return sorted(
-        p for p in folder.iterdir() if p.is_file() and p.name.endswith(_WEIGHT_SUFFIXES)
+        p
+        for p in folder.iterdir()
+        if p.is_file()
+        and p.name.endswith(_WEIGHT_SUFFIXES)
         and not p.name.startswith("training_args")
     )
 
@@ -248,7 +251,7 @@ def export_text_onnx(folder: str | Path, head: str) -> Path:
     try:
         # Eager attention traces to plain ONNX ops that every ONNX Runtime runs.
         net = auto.from_pretrained(str(folder), attn_implementation="eager").eval()
-    except Exception as exc:  # noqa: BLE001 - transformers raises many types
+    except Exception as exc:
         raise ModelLoadError(
             f"transformers cannot load {folder}: {str(exc).splitlines()[0]}"
         ) from exc
@@ -273,7 +276,8 @@ def export_text_onnx(folder: str | Path, head: str) -> Path:
             return out.last_hidden_state if head == "embedding" else out.logits
 
     example = tuple(
-        torch.zeros(2, 8, dtype=torch.long) if n == "token_type_ids"
+        torch.zeros(2, 8, dtype=torch.long)
+        if n == "token_type_ids"
         else torch.ones(2, 8, dtype=torch.long)
         for n in names
     )
@@ -293,7 +297,7 @@ def export_text_onnx(folder: str | Path, head: str) -> Path:
                 opset_version=17,
                 dynamo=False,
             )
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         tmp.unlink(missing_ok=True)
         raise ModelLoadError(
             f"cannot export {folder} to ONNX: {type(exc).__name__}: {str(exc).splitlines()[0]}"
@@ -331,7 +335,7 @@ def _tokenizer_file(folder: Path) -> Path:
     transformers = require("transformers", "Converting a slow tokenizer to tokenizer.json")
     try:
         tok = transformers.AutoTokenizer.from_pretrained(str(folder), use_fast=True)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ModelLoadError(
             f"{folder} has no tokenizer.json and transformers cannot load its tokenizer: "
             f"{str(exc).splitlines()[0]}"
@@ -371,7 +375,9 @@ def _padding(tokenizer_path: Path, config: dict[str, Any]) -> tuple[int, str]:
 
 def _labels(config: dict[str, Any], num_outputs: int) -> tuple[str, ...]:
     id2label = config.get("id2label") or {}
-    return tuple(str(id2label.get(str(i), id2label.get(i, f"LABEL_{i}"))) for i in range(num_outputs))
+    return tuple(
+        str(id2label.get(str(i), id2label.get(i, f"LABEL_{i}"))) for i in range(num_outputs)
+    )
 
 
 def _activation(config: dict[str, Any], num_labels: int) -> str:
@@ -415,7 +421,9 @@ def resolve_text_model(
 
     config = folder.config
     if folder.max_positions and max_length > folder.max_positions:
-        log.info("maxLength %d capped to the model's %d positions", max_length, folder.max_positions)
+        log.info(
+            "maxLength %d capped to the model's %d positions", max_length, folder.max_positions
+        )
         max_length = folder.max_positions
     tokenizer_path = _tokenizer_file(folder.transformer_dir)
     pad_id, pad_token = _padding(tokenizer_path, config)

@@ -18,7 +18,7 @@ from deepspark.models.text import ResolvedTextModel
 from deepspark.runtime.engine import softmax
 from deepspark.runtime.threads import task_gpu, task_threads
 
-__all__ = ["TextModelTask", "pool", "load_tokenizer", "tokenize"]
+__all__ = ["TextModelTask", "load_tokenizer", "pool", "tokenize"]
 
 
 def pool(tokens: np.ndarray, mask: np.ndarray, modes: Sequence[str]) -> np.ndarray:
@@ -179,8 +179,9 @@ class TextModelTask:
             results: list[Any] = [None] * len(values)
             errors: list[str | None] = [None] * len(values)
             # Null text gives a null result (and no error): missing values are not failures.
-            rows = sorted((i for i, v in enumerate(values) if v is not None),
-                          key=lambda i: len(values[i]))
+            rows = sorted(
+                (i for i, v in enumerate(values) if v is not None), key=lambda i: len(values[i])
+            )
             for start in range(0, len(rows), self.batch_size):
                 chunk = rows[start : start + self.batch_size]
                 try:
