@@ -301,3 +301,28 @@ def test_plain_and_cls_pooled_folders_equal_sentence_transformers(
         got = _vectors(rows, column)
         for i, want in enumerate(ref):
             np.testing.assert_allclose(got[i], want, atol=1e-4, err_msg=f"{column} {texts[i]!r}")
+
+
+def test_folder_structure_is_read_without_a_framework(tmp_path: Path) -> None:
+    from deepspark.models.text import inspect_folder, pooling_modes
+
+    assert pooling_modes({"pooling_mode_mean_tokens": True}) == ("mean",)
+    assert pooling_modes({"pooling_mode": ["cls", "max"]}) == ("cls", "max")
+    assert pooling_modes({}) == ("mean",)  # as sentence-transformers defaults
+    with pytest.raises(deepspark.ModelLoadError, match="pooling"):
+        pooling_modes({"pooling_mode": "median"})
+    (tmp_path / "config.json").write_text(json.dumps({"max_position_embeddings": 128}))
+    (tmp_path / "2_Dense").mkdir()
+    (tmp_path / "modules.json").write_text(
+        json.dumps(
+            [
+                {"path": "", "type": "sentence_transformers.models.Transformer"},
+                {"path": "2_Dense", "type": "sentence_transformers.models.Dense"},
+            ]
+        )
+    )
+    with pytest.raises(deepspark.InvalidParameterError, match="Dense"):
+        inspect_folder(tmp_path)
+    (tmp_path / "modules.json").write_text("[]")
+    info = inspect_folder(tmp_path)
+    assert (info.pooling, info.max_positions, info.transformer_dir) == (("mean",), 128, tmp_path)
