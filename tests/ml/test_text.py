@@ -326,3 +326,25 @@ def test_folder_structure_is_read_without_a_framework(tmp_path: Path) -> None:
     (tmp_path / "modules.json").write_text("[]")
     info = inspect_folder(tmp_path)
     assert (info.pooling, info.max_positions, info.transformer_dir) == (("mean",), 128, tmp_path)
+
+
+def test_long_texts_tokenize_as_a_whole(minilm_dir: Path) -> None:
+    from tokenizers import Tokenizer
+
+    from deepspark.runtime.text import load_tokenizer, tokenize
+
+    tok = load_tokenizer(str(minilm_dir / "tokenizer.json"), 32, 0, "[PAD]")
+    reference = Tokenizer.from_file(str(minilm_dir / "tokenizer.json"))
+    reference.enable_truncation(32)
+    reference.no_padding()  # the file pads every text to 128 tokens
+    texts = [
+        "The quick brown fox, jumps over the lazy dog. " * 200,  # the prefix fills 32 tokens
+        "x" * 5000 + " then a few words",  # no usable prefix: tokenized whole
+        " " * 3000 + "words after a lot of space " * 2,  # prefix is blank: tokenized whole
+        "short text",
+    ]
+    got = tokenize(tok, texts, ["input_ids", "attention_mask"])
+    for i, text in enumerate(texts):
+        want = reference.encode(text.strip()).ids
+        assert got["input_ids"][i][: len(want)].tolist() == want, text[:30]
+        assert got["attention_mask"][i].sum() == len(want)

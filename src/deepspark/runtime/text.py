@@ -78,12 +78,44 @@ def load_tokenizer(path: str, max_length: int, pad_id: int, pad_token: str) -> A
     return tok
 
 
+#: Texts longer than maxLength x this many characters are first tokenized from a prefix
+#: that ends at white space: a whole book is not tokenized only to keep 256 tokens.
+_CHARS_PER_TOKEN = 32
+
+
+def _prefix(text: str, limit: int) -> str | None:
+    """``text`` cut at the last white space before ``limit`` characters (None: keep it)."""
+    if len(text) <= limit:
+        return None
+    cut = max(text.rfind(c, 0, limit) for c in " \n\t\r")
+    return text[:cut] if cut > 0 else None
+
+
 def tokenize(tokenizer: Any, texts: list[str], names: Sequence[str]) -> dict[str, np.ndarray]:
     """Model inputs (int64, batch x tokens) for ``texts``.
 
-    Surrounding white space is removed first, as sentence-transformers does.
+    Surrounding white space is removed first, as sentence-transformers does. A very
+    long text is tokenized from a prefix ending at white space; the tokens of words
+    before a space do not depend on what follows, so when the prefix alone fills
+    ``maxLength`` the result is the same as for the whole text, and otherwise the
+    whole text is tokenized.
     """
-    encodings = tokenizer.encode_batch([t.strip() for t in texts])
+    texts = [t.strip() for t in texts]
+    inputs = list(texts)
+    max_length = (tokenizer.truncation or {}).get("max_length")
+    cut: list[int] = []
+    if max_length and (tokenizer.truncation or {}).get("direction", "right") == "right":
+        for i, text in enumerate(texts):
+            prefix = _prefix(text, max_length * _CHARS_PER_TOKEN)
+            if prefix is not None:
+                inputs[i] = prefix
+                cut.append(i)
+    encodings = tokenizer.encode_batch(inputs)
+    short = [i for i in cut if sum(encodings[i].attention_mask) < max_length]
+    if short:  # the prefix did not fill maxLength: tokenize those texts whole
+        for i in short:
+            inputs[i] = texts[i]
+        encodings = tokenizer.encode_batch(inputs)
     fields = {
         "input_ids": lambda e: e.ids,
         "attention_mask": lambda e: e.attention_mask,
