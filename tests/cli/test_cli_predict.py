@@ -103,5 +103,24 @@ def test_cli_process_keeps_spark_noise_out(photos_dir: Path, tmp_path: Path) -> 
     logs = list((tmp_path / "cache" / "logs").glob("spark-*.log"))
     assert len(logs) == 1
     assert "Spark's log: " + str(logs[0]) in proc.stderr  # --verbose says where it is
-    assert "Using incubator modules" in logs[0].read_text()
+    log_text = logs[0].read_text()
+    assert "Using incubator modules" in log_text  # the JVM's own stderr went to the file
+    # log4j2.properties keeps Spark at ERROR: no shell-style reset of the level to WARN
+    assert "Setting default log level" not in log_text
     assert pq.read_table(out).num_rows == 2
+
+
+def test_jvm_that_cannot_start_points_to_the_log(photos_dir: Path, tmp_path: Path) -> None:
+    """No usable Java: exit 1, one line naming the cause and the log that has the details."""
+    env = dict(os.environ, DEEPSPARK_CACHE_DIR=str(tmp_path), JAVA_HOME=str(tmp_path / "no-java"))
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run(
+        [sys.executable, "-m", "deepspark.cli.main", "predict", str(photos_dir)],
+        check=False, capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Java" in lines[0], proc.stderr
+    log = Path(lines[0].split("Spark's log: ")[1].rstrip(")"))
+    assert str(tmp_path / "no-java") in log.read_text()

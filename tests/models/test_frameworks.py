@@ -181,6 +181,17 @@ def test_deep_image_predictor_with_own_model_and_labels_file(images, files, net,
     assert top == {n: labels[w] for n, w in zip(names, want)}
 
 
+def test_bad_files_become_error_rows(spark, mixed_dir, files) -> None:  # type: ignore[no-untyped-def]
+    paths = spark.createDataFrame([(str(p),) for p in sorted(mixed_dir.iterdir())], "path string")
+    rows = _transformer(str(files["onnx"]), inputCol="path").transform(paths).collect()
+    by_name = {Path(r.path).name: r for r in rows}
+    assert len(rows) == 6
+    for good in ("chelsea.png", "coffee.png", "rocket.jpg"):
+        assert by_name[good].error is None and len(by_name[good].output) == 10
+    for bad in ("truncated.jpg", "empty.jpg", "notes.jpg"):
+        assert by_name[bad].output is None and by_name[bad].error
+
+
 # ----------------------------------------------------------------------------- Caffe
 
 CAFFE_PROTOTXT = """name: "small"
@@ -337,6 +348,16 @@ def test_sql_udf_for_image_transformer_and_model(spark, images, files, net, refe
     got = {Path(r.origin).name: np.asarray(r.out, np.float32) for r in rows}
     assert_matches(got, names, _torch_ref(net, batch), TOL)
 
+    labels = [f"c{i}" for i in range(10)]
+    predictor = deepspark.DeepImagePredictor(
+        model=str(files["onnx"]), labels=labels, topK=1, inputSize=list(SIZE),
+        mean=[0.5, 0.4, 0.3], std=[0.2, 0.25, 0.3],
+    )
+    deepspark.register_udf(spark, "top1", predictor)
+    rows = spark.sql("SELECT image.origin AS origin, top1(image)[0].class AS c FROM images").collect()
+    want = _torch_ref(net, batch).argmax(axis=1)
+    assert {Path(r.origin).name: r.c for r in rows} == {n: labels[w] for n, w in zip(names, want)}
+
     module, path = two_heads
     deepspark.register_udf(spark, "two_heads", deepspark.load_model(path))
     ab_frame.createOrReplaceTempView("ab")
@@ -444,3 +465,16 @@ def test_engine_auto_falls_back_to_native_when_onnx_cannot_express_the_model(tmp
     assert np.max(np.abs(model.predict({"x": x})["output"] - want)) <= 1e-5
     with pytest.raises(ModelLoadError, match="cannot convert.*rfft"):
         deepspark.load_model(path, input_shapes=[(-1, 8)], engine="onnxruntime")
+
+
+def test_torchscript_with_misfit_shapes_is_a_signature_error(files) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SignatureError, match=r"fails on inputs of shape \[\[-1, 32, 32, 3\]\]"):
+        deepspark.load_model(files["torchscript"], input_shapes=[(-1, *SIZE, 3)])
+
+
+def test_trusted_pickle_without_shapes_is_scripted(files, net) -> None:  # type: ignore[no-untyped-def]
+    model = deepspark.load_model(files["pickle"], trust_pickle=True)
+    assert model.framework == "torch"  # TorchScript-compiled: no shapes to export with
+    x = np.random.default_rng(2).random((2, 3, *SIZE), dtype=np.float32)
+    got = model.predict({model.signature.input_names[0]: x})["output"]
+    assert np.max(np.abs(got - _torch_ref(net, x))) <= TOL

@@ -82,3 +82,5 @@ def test_missing_unreadable_and_unsupported_sources(tmp_path: Path) -> None:
         prepare_model(42)
     with pytest.raises(InvalidParameterError, match="engine must be"):
         prepare_model(str(empty), engine="fast")
+    with pytest.raises(InvalidParameterError, match=r"unknown model option\(s\) \['sigature'\]"):
+        prepare_model(str(empty), sigature="serving_default")

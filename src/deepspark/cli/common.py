@@ -167,11 +167,21 @@ def add_io_options(p: argparse.ArgumentParser, *, batch_size: int = 64) -> None:
         "(a folder of part files, as Spark writes)",
     )
     g.add_argument(
-        "--batch-size", type=positive_int, default=batch_size, help="rows per model call"
+        "--batch-size",
+        type=positive_int,
+        default=batch_size,
+        metavar="N",
+        help="rows per model call (default: %(default)s)",
     )
-    g.add_argument("--limit", type=positive_int, default=None, help="process at most N files")
     g.add_argument(
-        "--show", type=int, default=20, metavar="N", help="rows to print in the table (0: none)"
+        "--limit", type=positive_int, default=None, metavar="N", help="process at most N files"
+    )
+    g.add_argument(
+        "--show",
+        type=int,
+        default=20,
+        metavar="N",
+        help="rows to print in the table (default: %(default)s; 0: none)",
     )
     add_console_options(p)
 
@@ -188,14 +198,25 @@ def console(quiet: bool = False) -> Any:
     return Console(quiet=quiet, highlight=False)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted (not when created)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def setup_logging(quiet: bool = False, verbose: bool = False) -> None:
     """Show the ``deepspark`` logger on stderr: INFO with ``verbose``, ERROR with ``quiet``."""
     level = logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING
     logger.setLevel(level)
-    if not any(getattr(h, "_deepspark_cli", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("deepspark: %(message)s"))
-        handler._deepspark_cli = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
 
 
@@ -268,9 +289,9 @@ def spark_session(args: argparse.Namespace) -> SparkSession:
     if SparkSession.getActiveSession() is not None:  # e.g. in a notebook or a test
         return session(master=master, conf=conf)
     path = _new_log_path()
+    spark_log_path = path  # set first: a JVM that fails to start explains why in this file
     with _stderr_to(path):
         spark = session(master=master, conf=conf)
-    spark_log_path = path
     logger.info(
         "Spark %s, master %s; Spark's log: %s", spark.version, spark.sparkContext.master, path
     )

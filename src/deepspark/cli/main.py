@@ -78,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:  # noqa: BLE001 - a failed Spark job: one line, exit 1
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "JAVA_GATEWAY_EXITED" in first:
+            first += " Is Java 17+ installed, and JAVA_HOME right?"
         print(f"deepspark {args.command}: failed: {first}{_log_hint()}", file=sys.stderr)
         return EXIT_FAILED
 

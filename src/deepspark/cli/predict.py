@@ -38,9 +38,13 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--model",
         default="efficientnet_lite0",
-        help="a named model ('deepspark models' lists them) or an .onnx file",
+        metavar="NAME|FILE",
+        help="a named model ('deepspark models' lists them) or an .onnx file "
+        "(default: %(default)s)",
     )
-    p.add_argument("--top-k", type=positive_int, default=5, help="classes per image")
+    p.add_argument(
+        "--top-k", type=positive_int, default=5, metavar="K", help="classes per image (default: 5)"
+    )
     add_spark_options(p)
     p.set_defaults(func=run)
 

@@ -427,7 +427,7 @@ def _scatter(data: ReportData, width: int = 640, height: int = 440) -> str:
     coords, explained = pca_2d(np.array([v for _, v in points]))
     lo, hi = coords.min(axis=0), coords.max(axis=0)
     span = np.where(hi - lo > 0, hi - lo, 1.0)
-    pad = 24
+    pad = 36  # room for the axes and their labels around the points
     xy = pad + (coords - lo) / span * np.array([width - 2 * pad, height - 2 * pad])
     colors = {
         label: _PALETTE[k]
@@ -457,8 +457,11 @@ def _scatter(data: ReportData, width: int = 640, height: int = 440) -> str:
         f'<svg id="projection" xmlns="http://www.w3.org/2000/svg" width="{width}" '
         f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="PCA projection">'
-        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#dadce0"/>'
-        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#dadce0"/>'
+        f'<line x1="16" y1="{height - 16}" x2="{width - 8}" y2="{height - 16}" stroke="#dadce0"/>'
+        f'<line x1="16" y1="8" x2="16" y2="{height - 16}" stroke="#dadce0"/>'
+        f'<text x="{width / 2:.0f}" y="{height - 3}" font-size="11" fill="#5f6368">PC1</text>'
+        f'<text x="12" y="{height / 2:.0f}" font-size="11" fill="#5f6368" '
+        f'transform="rotate(-90 12 {height / 2:.0f})">PC2</text>'
         + "".join(circles)
         + f'</svg><div class="legend">{legend}</div>'
     )

@@ -49,6 +49,9 @@ PROBE_TOLERANCE = 1e-4
 
 Shapes = tuple[tuple[int, ...], ...]
 
+#: backend options load_model accepts besides input_shapes
+_OPTIONS = {"signature", "custom_objects", "prototxt"}
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -159,13 +162,10 @@ def _export_torch_module(module: Any, shapes: Shapes | None, engine: str) -> Mod
     """A live nn.Module -> an ONNX (engine auto/onnxruntime) or TorchScript file."""
     from deepspark.models.torch import export_module
 
-    if not shapes:
-        raise InvalidParameterError(
-            "a PyTorch nn.Module is exported to a file on the driver and needs its input "
-            "shapes: pass input_shapes=[(-1, 3, 224, 224)] (-1 for the batch)"
-        )
-    names = _input_names(module, len(shapes))
     out_dir = cache_dir("exported")
+    if not shapes:
+        return _script_torch_module(module, out_dir)
+    names = _input_names(module, len(shapes))
     if engine != "native":
         try:
             tmp = export_module(module, out_dir / f"{os.getpid()}.onnx", names, shapes, "onnx")
@@ -183,6 +183,25 @@ def _export_torch_module(module: Any, shapes: Shapes | None, engine: str) -> Mod
             log.info("nn.Module does not export to ONNX (%s); using TorchScript", _first_line(exc))
     tmp = export_module(module, out_dir / f"{os.getpid()}.pt", names, shapes, "torchscript")
     return ModelSpec("torchscript", _content_name(tmp, ".pt"), (("input_shapes", shapes),))
+
+
+def _script_torch_module(module: Any, out_dir: Path) -> ModelSpec:
+    """Without input shapes a module cannot be traced or exported: TorchScript-compile it
+    (``torch.jit.script`` needs no example input); the signature then has no shapes."""
+    import torch
+
+    module.eval()
+    try:
+        scripted = torch.jit.script(module)
+    except Exception as exc:  # noqa: BLE001 - the TorchScript compiler raises many types
+        raise InvalidParameterError(
+            "this PyTorch nn.Module cannot be compiled with torch.jit.script "
+            f"({_first_line(exc)}); pass input_shapes=[(-1, 3, 224, 224)] (-1 for the "
+            "batch) so it can be exported by tracing"
+        ) from exc
+    tmp = out_dir / f"{os.getpid()}.pt"
+    torch.jit.save(scripted, str(tmp))
+    return ModelSpec("torchscript", _content_name(tmp, ".pt"))
 
 
 class _TorchCallable(Model):
@@ -349,6 +368,12 @@ def prepare_model(
     """
     if engine not in ENGINES:
         raise InvalidParameterError(f"engine must be one of {ENGINES}, got {engine!r}")
+    unknown = set(options) - _OPTIONS
+    if unknown:
+        raise InvalidParameterError(
+            f"unknown model option(s) {sorted(unknown)}; options are input_shapes, "
+            f"{', '.join(sorted(_OPTIONS))}"
+        )
     shapes = _norm_shapes(input_shapes)
     spec = getattr(source, "spec", None)
     live = None
@@ -377,10 +402,11 @@ def prepare_model(
             "(prototxt, caffemodel) pair, a torch.nn.Module or a keras.Model"
         )
     if live is not None:
+        # ONNX was tried (and compared) during the export: no second conversion.
         spec = _export_torch_module(live, shapes, engine)
     assert spec is not None
     native = spec.load(threads=None)
-    if engine == "native" or spec.backend == "onnx":
+    if engine == "native" or spec.backend == "onnx" or live is not None:
         return spec, native
     try:
         converted = _to_onnx(spec, native, shapes)

@@ -69,7 +69,7 @@ FRAMEWORKS = {
     "caffe": "caffe",
 }
 
-_TORCH_SUFFIXES = {".pt", ".pth", ".pt2", ".ts", ".torchscript", ".jit", ".bin"}
+_TORCH_SUFFIXES = {".pt", ".pth", ".pt2", ".ts", ".torchscript", ".jit"}
 
 
 def canonical_framework(name: str) -> str:
@@ -202,7 +202,6 @@ def resolve_image_model(
             trust_pickle=trust_pickle,
             input_shapes=[preprocess.input_shape()],
         )
-        ref = model_spec.ship(sc)
         sig = loaded.signature
         if len(sig.inputs) != 1:
             raise SignatureError(
@@ -215,6 +214,7 @@ def resolve_image_model(
         out = output_name or names[0]
         if out not in names:
             raise InvalidParameterError(f"model has no output {out!r}; outputs are {names}")
+        ref = model_spec.ship(sc)  # only a model that fits is shipped
         return ResolvedImageModel(ref, preprocess, spec.name, out, load_labels(labels))
 
     named = get_named_model(model_name or "efficientnet_lite0")

@@ -26,6 +26,7 @@ from deepspark.errors import (
     InvalidParameterError,
     ModelLoadError,
     ModelNotFoundError,
+    SignatureError,
     UnsafeModelError,
 )
 from deepspark.models.base import Model, Signature, TensorSpec
@@ -149,8 +150,16 @@ def _probe_outputs(module: Any, sig: Signature) -> tuple[TensorSpec, ...]:
     if not sig.inputs or any(not s.shape or min(s.shape[1:], default=1) < 0 for s in sig.inputs):
         return ()
     args = [torch.zeros((1, *s.shape[1:]), dtype=getattr(torch, s.dtype)) for s in sig.inputs]
-    with torch.inference_mode():
-        out = flatten_outputs(module(*args))
+    try:
+        with torch.inference_mode():
+            out = flatten_outputs(module(*args))
+    except Exception as exc:  # noqa: BLE001 - TorchScript raises its own error types
+        shapes = [list(s.shape) for s in sig.inputs]
+        raise SignatureError(
+            f"the TorchScript model fails on inputs of shape {shapes}: "
+            f"{str(exc).strip().splitlines()[-1]} (check inputSize/channelOrder/layout or "
+            "input_shapes)"
+        ) from exc
     return tuple(
         TensorSpec(name, _DTYPES.get(str(t.dtype), "float32"), (-1, *t.shape[1:]))
         for name, t in zip(output_names(len(out)), out)
