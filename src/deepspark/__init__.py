@@ -26,10 +26,12 @@ from deepspark.errors import (
 )
 from deepspark.io.audio import read_audio
 from deepspark.io.images import read_images
+from deepspark.io.text import read_text
 from deepspark.ml.audio import AudioModelTransformer, SpeechDetector
 from deepspark.ml.image import DeepImagePredictor, ImageModelTransformer
 from deepspark.ml.sql import register_udf
 from deepspark.ml.tensor import ModelTransformer
+from deepspark.ml.text import TextClassifier, TextEmbedder
 from deepspark.models.api import load_model
 from deepspark.models.base import Model, Signature, TensorSpec
 from deepspark.models.zoo import list_models
@@ -42,6 +44,7 @@ __all__ = [
     # readers
     "read_images",
     "read_audio",
+    "read_text",
     "image",
     # transformers
     "DeepImagePredictor",
@@ -50,6 +53,8 @@ __all__ = [
     "register_udf",
     "SpeechDetector",
     "AudioModelTransformer",
+    "TextEmbedder",
+    "TextClassifier",
     # models
     "list_models",
     "load_model",

