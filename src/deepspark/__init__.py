@@ -25,7 +25,7 @@ from deepspark.errors import (
     UnsafeModelError,
 )
 from deepspark.io.images import read_images
-from deepspark.ml.image import DeepImagePredictor
+from deepspark.ml.image import DeepImageFeaturizer, DeepImagePredictor
 from deepspark.models.zoo import list_models
 from deepspark.session import session
 
@@ -38,6 +38,7 @@ __all__ = [
     "image",
     # transformers
     "DeepImagePredictor",
+    "DeepImageFeaturizer",
     # models
     "list_models",
     # runtime

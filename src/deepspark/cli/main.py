@@ -26,6 +26,7 @@ from deepspark.cli.common import EXIT_FAILED, EXIT_USAGE, UsageError
 #: one module per command, each with register(subparsers); order = order in --help
 COMMANDS = [
     "deepspark.cli.predict",
+    "deepspark.cli.featurize",
     "deepspark.cli.models",
 ]
 

@@ -1,5 +1,5 @@
 """Spark ML transformers: Params, Pipelines, persistence."""
 
-from deepspark.ml.image import DeepImagePredictor
+from deepspark.ml.image import DeepImageFeaturizer, DeepImagePredictor
 
-__all__ = ["DeepImagePredictor"]
+__all__ = ["DeepImagePredictor", "DeepImageFeaturizer"]

@@ -1,4 +1,5 @@
-"""Image transformers: :class:`DeepImagePredictor` (ImageNet-style classification)."""
+"""Image transformers: :class:`DeepImagePredictor` (ImageNet-style classification) and
+:class:`DeepImageFeaturizer` (pretrained features for transfer learning)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ from pyspark import keyword_only
 from pyspark.ml import Transformer
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasInputCol, HasOutputCol
-from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 
 from deepspark.errors import InvalidParameterError
 from deepspark.ml._apply import apply_task, image_input_kind
@@ -20,8 +20,9 @@ from deepspark.ml.params import (
     HasModelSource,
     HasNumThreads,
 )
+from deepspark.ml.persistence import ModelFilePersistence
 
-__all__ = ["DeepImagePredictor"]
+__all__ = ["DeepImagePredictor", "DeepImageFeaturizer"]
 
 
 class DeepImagePredictor(
@@ -33,8 +34,7 @@ class DeepImagePredictor(
     HasNumThreads,
     HasModelSource,
     HasImagePreprocessing,
-    DefaultParamsReadable,
-    DefaultParamsWritable,
+    ModelFilePersistence,
 ):
     """Classify images with a pretrained network; top-k classes per row.
 
@@ -186,3 +186,154 @@ class DeepImagePredictor(
             task.run,
             task.result_spark_type(),
         )
+
+
+class DeepImageFeaturizer(
+    Transformer,
+    HasInputCol,
+    HasOutputCol,
+    HasErrorCol,
+    HasBatchSize,
+    HasNumThreads,
+    HasModelSource,
+    HasImagePreprocessing,
+    ModelFilePersistence,
+):
+    """Turn images into feature vectors with a pretrained network (transfer learning).
+
+    The output column holds a :class:`pyspark.ml.linalg.DenseVector` per row: for a
+    named model, the pooled penultimate-layer features (1280 values for
+    ``efficientnet_lite0``), ready for Spark MLlib estimators such as
+    ``LogisticRegression``. For your own model, ``layer`` names the model output to
+    use (default: its first output); outputs with more than one value per row are
+    flattened.
+
+    The input column may hold Spark image structs, encoded file bytes (``binaryFile``'s
+    ``content``) or file paths. A null image, an invalid image struct or a file that
+    cannot be decoded gives null features and a reason in ``errorCol`` (errors already
+    there are kept); the job never fails because of one row. Drop those rows before
+    fitting an estimator: ``df.where("features IS NOT NULL")``.
+
+    The featurizer is saved and loaded like any Spark ML stage, alone or inside a
+    ``PipelineModel``; a ``model`` file is copied into the saved folder
+    (:mod:`deepspark.ml.persistence`), so the saved pipeline is self-contained.
+
+    Parameters
+    ----------
+    inputCol : str, default "image"
+    outputCol : str, default "features"
+    modelName : str, default "efficientnet_lite0"
+        A named model (``deepspark models`` lists them).
+    model : str, optional
+        Path of your own model (used instead of ``modelName``) with the preprocessing
+        Params (``inputSize``, ``mean``, ``std``...).
+    layer : str, optional
+        Model output to read (for named models: their ``features`` output).
+    batchSize : int, default 64
+    errorCol : str, default "error"
+    numThreads : int, default 0 (the task's CPU share)
+
+    Examples
+    --------
+    >>> import deepspark
+    >>> from pyspark.ml import Pipeline
+    >>> from pyspark.ml.classification import LogisticRegression
+    >>> spark = deepspark.session("local[2]")                          # doctest: +SKIP
+    >>> images = deepspark.read_images(spark, "pets/", label_from_dir=True)  # doctest: +SKIP
+    >>> featurizer = deepspark.DeepImageFeaturizer(inputCol="image", outputCol="features")
+    >>> lr = LogisticRegression(featuresCol="features", labelCol="label")
+    >>> model = Pipeline(stages=[featurizer, lr]).fit(images)           # doctest: +SKIP
+    >>> model.write().overwrite().save("pets-model")                    # doctest: +SKIP
+    """
+
+    layer: Param[str] = Param(
+        Params._dummy(),
+        "layer",
+        "model output holding the features (default: a named model's pooled features, "
+        "or the first output of your own model)",
+        typeConverter=TypeConverters.toString,
+    )
+
+    @keyword_only
+    def __init__(
+        self,
+        *,
+        inputCol: str = "image",
+        outputCol: str = "features",
+        modelName: str | None = "efficientnet_lite0",
+        model: str | None = None,
+        framework: str = "",
+        layer: str | None = None,
+        batchSize: int = 64,
+        errorCol: str = "error",
+        numThreads: int = 0,
+        inputSize: list[int] | None = None,
+        channelOrder: str = "RGB",
+        layout: str = "NCHW",
+        scale: float = 1 / 255,
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
+        fastDecode: bool = False,
+    ) -> None:
+        super().__init__()
+        self._setDefault(inputCol="image", outputCol="features", modelName="efficientnet_lite0")
+        kwargs = {k: v for k, v in self._input_kwargs.items() if v is not None}
+        self._set(**kwargs)
+
+    @keyword_only
+    def setParams(self, **kwargs: Any) -> DeepImageFeaturizer:
+        """Set any of the constructor's Params."""
+        return self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
+
+    def getLayer(self) -> str | None:
+        return self.getOrDefault(self.layer) if self.isDefined(self.layer) else None
+
+    def setLayer(self, value: str) -> DeepImageFeaturizer:
+        return self._set(layer=value)
+
+    # ------------------------------------------------------------------ driver side
+    def _build_task(self, df: DataFrame) -> Any:
+        from deepspark.models.resolve import resolve_image_model
+        from deepspark.runtime.engine import ImageModelTask
+
+        kind = image_input_kind(df, self.getInputCol())
+        resolved = resolve_image_model(
+            df.sparkSession,
+            model_name=self.getModelName(),
+            model=self.getModel(),
+            framework=self.getFramework(),
+            labels=None,
+            preprocess=self._user_preprocess(),
+            output_name=self.getLayer(),
+            role="features",
+        )
+        return ImageModelTask(
+            model=resolved.ref,
+            preprocess=resolved.preprocess,
+            input_kind=kind,
+            input_name=resolved.input_name,
+            output_name=resolved.output_name,
+            mode="vector",
+            batch_size=self.getBatchSize(),
+            threads=self.getNumThreads(),
+        )
+
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        task = self._build_task(dataset)
+        return apply_task(
+            dataset,
+            self.getInputCol(),
+            self.getOutputCol(),
+            self.getErrorCol(),
+            task.run,
+            task.result_spark_type(),
+            result_expr=_to_vector,
+        )
+
+
+def _to_vector(column: Column) -> Column:
+    """array<float> -> DenseVector, null kept (``array_to_vector`` fails on null)."""
+    from pyspark.ml.functions import array_to_vector
+    from pyspark.sql import functions as F
+
+    return F.when(column.isNotNull(), array_to_vector(column))
