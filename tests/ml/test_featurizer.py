@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from pyspark.ml.linalg import DenseVector
-from tiny_onnx import TINY_PARAMS, solid_png, write_tiny_onnx
 
 import deepspark
 from deepspark.errors import InvalidParameterError
+
+sys.path.insert(0, str(Path(__file__).parent))  # helpers next to this file (importlib mode)
+from tiny_onnx import TINY_PARAMS, solid_png, write_tiny_onnx  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_onnx import TINY_PARAMS, solid_png, write_tiny_onnx
 
 import deepspark
 from deepspark.errors import InvalidParameterError, ModelLoadError
+
+sys.path.insert(0, str(Path(__file__).parent))  # helpers next to this file (importlib mode)
+from tiny_onnx import TINY_PARAMS, solid_png, write_tiny_onnx  # noqa: E402
 
 
 def test_predictor_with_named_model_round_trips(tmp_path: Path) -> None:

@@ -9,11 +9,13 @@ committing it: the output must hold every file exactly once.
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
-from tiny_onnx import solid_png
-
 import deepspark
+
+sys.path.insert(0, str(Path(__file__).parent))  # helpers next to this file (importlib mode)
+from tiny_onnx import solid_png  # noqa: E402
 
 BINARY_FILE_SCHEMA = "path STRING, modificationTime TIMESTAMP, length LONG, content BINARY"
 
