@@ -185,7 +185,12 @@ def test_users_model_and_layer(spark, tmp_path: Path, tiny_model: Path) -> None:
         assert flat[name].shape == (192,)
         np.testing.assert_allclose(flat[name].reshape(3, 64).mean(axis=1), np.array(rgb) / 255)
 
-    with pytest.raises(InvalidParameterError, match="no output 'nope'"):
+    # an inner tensor of the ONNX graph (GlobalAveragePool's (N, 3, 1, 1) output)
+    inner = run(layer="pooled")
+    for name, rgb in colours.items():
+        np.testing.assert_allclose(inner[name], np.array(rgb) / 255, atol=1e-6)
+
+    with pytest.raises(InvalidParameterError, match="no output or layer 'nope'"):
         run(layer="nope")
 
 

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # helpers next to this file (imp
 from tiny_onnx import TINY_PARAMS, solid_png, write_tiny_onnx  # noqa: E402
 
 
-def test_predictor_with_named_model_round_trips(tmp_path: Path) -> None:
+def test_predictor_with_named_model_round_trips(spark, tmp_path: Path) -> None:
     p = deepspark.DeepImagePredictor(inputCol="content", outputCol="top", topK=3, batchSize=7)
     p.save(str(tmp_path / "pred"))
     q = deepspark.DeepImagePredictor.load(str(tmp_path / "pred"))
@@ -62,7 +62,7 @@ def test_users_model_file_is_stored_inside(spark, tmp_path: Path) -> None:
         deepspark.DeepImageFeaturizer.load(str(tmp_path / "saved"))
 
 
-def test_loading_with_the_wrong_class_says_which(tmp_path: Path) -> None:
+def test_loading_with_the_wrong_class_says_which(spark, tmp_path: Path) -> None:
     deepspark.DeepImageFeaturizer().save(str(tmp_path / "feat"))
     with pytest.raises(InvalidParameterError, match="DeepImageFeaturizer.load"):
         deepspark.DeepImagePredictor.load(str(tmp_path / "feat"))

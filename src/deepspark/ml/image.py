@@ -228,7 +228,9 @@ class DeepImageFeaturizer(
         Path of your own model (used instead of ``modelName``) with the preprocessing
         Params (``inputSize``, ``mean``, ``std``...).
     layer : str, optional
-        Model output to read (for named models: their ``features`` output).
+        Model output to read (for named models: their ``features`` output). For an
+        ONNX model it may also name an inner tensor (a layer's output), which is then
+        read as an extra output (:mod:`deepspark.models.onnx_layers`).
     batchSize : int, default 64
     errorCol : str, default "error"
     numThreads : int, default 0 (the task's CPU share)
@@ -292,6 +294,27 @@ class DeepImageFeaturizer(
         return self._set(layer=value)
 
     # ------------------------------------------------------------------ driver side
+    def _model_with_layer(self) -> str | None:
+        """The ``model`` path; for an ONNX file whose ``layer`` is an inner tensor, a
+        copy of the graph that outputs it."""
+        model, layer = self.getModel(), self.getLayer()
+        if not model or not layer:
+            return model
+        from deepspark.models.resolve import detect_framework, local_model_path
+
+        path = local_model_path(model)
+        if not path.is_file():
+            return model  # resolve_image_model says what is wrong
+        try:
+            framework = (self.getFramework() or detect_framework(path)).lower()
+        except InvalidParameterError:
+            return model
+        if framework != "onnx":
+            return model
+        from deepspark.models.onnx_layers import with_layer_output
+
+        return str(with_layer_output(path, layer))
+
     def _build_task(self, df: DataFrame) -> Any:
         from deepspark.models.resolve import resolve_image_model
         from deepspark.runtime.engine import ImageModelTask
@@ -300,7 +323,7 @@ class DeepImageFeaturizer(
         resolved = resolve_image_model(
             df.sparkSession,
             model_name=self.getModelName(),
-            model=self.getModel(),
+            model=self._model_with_layer(),
             framework=self.getFramework(),
             labels=None,
             preprocess=self._user_preprocess(),

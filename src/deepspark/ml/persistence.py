@@ -11,7 +11,9 @@ weights ship in a package and are found again on load.
 Saved layout (``path`` as given to ``save``)::
 
     path/metadata/part-00000   Params as JSON (pyspark's format) + "deepspark" entry
-    path/model/<file name>     a copy of the ``model`` file or folder, when one is set
+    path/model/<file name>     a copy of the ``model`` file or folder, when one is set,
+                               and of files it needs next to it (same stem: a Caffe
+                               ``.prototxt``, ONNX external data)
 
 >>> import deepspark
 >>> f = deepspark.DeepImageFeaturizer(model="/models/net.onnx")    # doctest: +SKIP
@@ -107,20 +109,39 @@ def _copy_out(spark: SparkSession, saved_dir: str, relative: str) -> Path:
         return Path(local, relative)
     from deepspark.models.cache import cache_dir
 
-    # Models are read by the driver (and shipped to executors from there), so a saved
-    # folder on HDFS/S3 is fetched to the local cache once.
+    # Models are read by the driver (and shipped to executors from there), so the model
+    # folder of a transformer saved on HDFS/S3 is fetched to the local cache once.
     jvm, conf = _hadoop(spark)
     hpath = jvm.org.apache.hadoop.fs.Path
-    source = hpath(f"{saved_dir.rstrip('/')}/{relative}")
+    folder, name = relative.split("/", 1)
+    source = hpath(f"{saved_dir.rstrip('/')}/{folder}")
     fs = source.getFileSystem(conf)
-    stamp = fs.getFileStatus(source).getModificationTime()
+    stamp = fs.getFileStatus(hpath(f"{saved_dir.rstrip('/')}/{relative}")).getModificationTime()
     key = hashlib.sha256(f"{saved_dir}\0{relative}\0{stamp}".encode()).hexdigest()[:16]
-    target = cache_dir("loaded", key) / Path(relative).name
+    target = cache_dir("loaded") / key
     if not target.exists():
         tmp = target.with_name(target.name + f".{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
         fs.copyToLocalFile(False, source, hpath(tmp.as_uri()), True)
         os.replace(tmp, target)
-    return target
+    return target / name
+
+
+def _companions(source: Path) -> list[Path]:
+    """Files a model file needs next to it: same stem (``net.prototxt`` for
+    ``net.caffemodel``, ``model.onnx.data`` external weights...) or Caffe's
+    ``deploy.prototxt``."""
+    if not source.is_file():
+        return []
+    found = [
+        p
+        for p in source.parent.iterdir()
+        if p != source and p.is_file() and p.name.startswith(source.stem + ".")
+    ]
+    deploy = source.with_name("deploy.prototxt")
+    if source.suffix.lower() in (".caffemodel", ".prototxt") and deploy.is_file():
+        found.append(deploy)
+    return sorted(set(found))
 
 
 class ModelFileWriter(DefaultParamsWriter):
@@ -140,14 +161,18 @@ class ModelFileWriter(DefaultParamsWriter):
                     f"cannot save {type(instance).__name__}: its model {model} does not exist "
                     "(set model= to an existing file, or use a named model)"
                 )
-            _copy_in(self.sparkSession, source, f"{path.rstrip('/')}/{MODEL_DIR}")
             extra[METADATA_KEY] = {
                 "modelFile": f"{MODEL_DIR}/{source.name}",
                 "modelSha256": file_sha256(source) if source.is_file() else None,
             }
+        # Metadata first: it fails on an existing folder (without overwrite()) before
+        # anything is copied into that folder.
         DefaultParamsWriter.saveMetadata(
             instance, path, self.sparkSession, extraMetadata=extra or None
         )
+        if model:
+            for file in [source, *_companions(source)]:
+                _copy_in(self.sparkSession, file, f"{path.rstrip('/')}/{MODEL_DIR}")
 
 
 class ModelFileReader(DefaultParamsReader[RL], Generic[RL]):
