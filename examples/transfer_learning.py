@@ -35,7 +35,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
 
-def digit_images(n: int | None = None, size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def digit_images(
+    n: int | None = None, size: int = 64, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's digits as ``(n, size, size, 3)`` uint8 RGB images and their labels.
 
     A random (seeded) subset of ``n`` digits, or all of them. The 8x8 images hold
@@ -60,7 +62,10 @@ def digit_images(n: int | None = None, size: int = 64, seed: int = 0) -> tuple[n
 
 
 def digits_dataframe(
-    spark: SparkSession, n: int | None = None, size: int = 64, test_fraction: float = 0.25,
+    spark: SparkSession,
+    n: int | None = None,
+    size: int = 64,
+    test_fraction: float = 0.25,
     seed: int = 0,
 ) -> DataFrame:
     """Columns ``id``, ``digit`` (string label), ``test`` (held out?) and ``image``.
@@ -83,7 +88,7 @@ def digits_dataframe(
     test = np.zeros(len(labels), dtype=bool)
     for digit in np.unique(labels):
         members = np.flatnonzero(labels == digit)
-        test[rng.choice(members, int(round(len(members) * test_fraction)), replace=False)] = True
+        test[rng.choice(members, round(len(members) * test_fraction), replace=False)] = True
     schema = StructType(
         [
             StructField("id", IntegerType(), False),
@@ -133,9 +138,9 @@ def train_and_evaluate(
     # Featurize the training images once and cache them: the classifier makes many
     # passes over its input and each would otherwise run the network again.
     # (Pipeline([indexer, featurizer, lr]).fit(train) gives the same model, slower.)
-    train_features = featurizer.transform(indexer.transform(train)).where(
-        "features IS NOT NULL"
-    ).cache()
+    train_features = (
+        featurizer.transform(indexer.transform(train)).where("features IS NOT NULL").cache()
+    )
     train_rows = train_features.count()
     # The pooled features are on one scale already: no standardization, a little L2.
     lr = LogisticRegression(maxIter=200, regParam=0.02, standardization=False)
@@ -143,9 +148,7 @@ def train_and_evaluate(
     train_features.unpersist()
 
     model = PipelineModel(stages=[indexer, featurizer, lr_model])
-    predictions = (
-        model.transform(test).select("id", "label", "prediction", "probability").cache()
-    )
+    predictions = model.transform(test).select("id", "label", "prediction", "probability").cache()
     accuracy = MulticlassClassificationEvaluator(metricName="accuracy").evaluate(predictions)
     return Result(model, accuracy, predictions, train_rows, predictions.count())
 

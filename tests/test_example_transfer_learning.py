@@ -37,7 +37,9 @@ def test_digits_subset_accuracy_and_reload(spark, tmp_path: Path) -> None:
     result.model.write().overwrite().save(str(tmp_path / "digits"))
     reloaded = PipelineModel.load(str(tmp_path / "digits"))
     assert [type(s).__name__ for s in reloaded.stages] == [
-        "StringIndexerModel", "DeepImageFeaturizer", "LogisticRegressionModel"
+        "StringIndexerModel",
+        "DeepImageFeaturizer",
+        "LogisticRegressionModel",
     ]
     # a third of the held-out digits is enough to compare and keeps the test quick
     test = example.digits_dataframe(spark, n=600, seed=0).where("test AND id % 3 = 0")
@@ -51,9 +53,12 @@ def test_digits_subset_accuracy_and_reload(spark, tmp_path: Path) -> None:
 def test_full_example_script() -> None:
     """The script as a user runs it, on all 1,797 digits."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    proc = subprocess.run(
+    proc = subprocess.run(  # noqa: PLW1510 - the return code is asserted with stderr
         [sys.executable, str(EXAMPLE), "--master", "local[2]"],
-        env=env, capture_output=True, text=True, timeout=1800,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     accuracy = float(re.search(r"held-out accuracy ([0-9.]+)", proc.stdout).group(1))

@@ -22,7 +22,12 @@ def features_parquet(spark, mixed_dir: Path, tmp_path_factory: pytest.TempPathFa
 def test_writes_features_and_errors(spark, features_parquet: Path) -> None:
     rows = {Path(r.path).name: r for r in spark.read.parquet(str(features_parquet)).collect()}
     assert set(rows) == {
-        "chelsea.png", "coffee.png", "rocket.jpg", "truncated.jpg", "empty.jpg", "notes.jpg"
+        "chelsea.png",
+        "coffee.png",
+        "rocket.jpg",
+        "truncated.jpg",
+        "empty.jpg",
+        "notes.jpg",
     }
     for name in ("chelsea.png", "coffee.png", "rocket.jpg"):
         values = np.array(rows[name].features)

@@ -13,7 +13,7 @@ import deepspark
 from deepspark.errors import InvalidParameterError
 
 sys.path.insert(0, str(Path(__file__).parent))  # helpers next to this file (importlib mode)
-from tiny_onnx import TINY_PARAMS, solid_png, write_tiny_onnx  # noqa: E402
+from tiny_onnx import TINY_PARAMS, solid_png, write_tiny_onnx
 
 
 @pytest.fixture(scope="module")
@@ -106,9 +106,7 @@ def test_struct_bytes_and_paths_agree(named_features: dict) -> None:
         for kind in ("binary", "path"):
             other, error = named_features[kind][name]
             assert error is None
-            np.testing.assert_allclose(
-                other.toArray(), features.toArray(), rtol=1e-4, atol=1e-4
-            )
+            np.testing.assert_allclose(other.toArray(), features.toArray(), rtol=1e-4, atol=1e-4)
 
 
 def test_null_invalid_and_broken_rows_give_null_features(spark, mixed_dir: Path) -> None:
@@ -118,9 +116,7 @@ def test_null_invalid_and_broken_rows_give_null_features(spark, mixed_dir: Path)
     from deepspark.io._files import list_files
     from deepspark.io.images import invalid_struct
 
-    schema = StructType(
-        [StructField("name", StringType()), StructField("image", image_schema())]
-    )
+    schema = StructType([StructField("name", StringType()), StructField("image", image_schema())])
     good = from_array(np.full((40, 30, 3), 120, np.uint8), origin="grey")
     df = spark.createDataFrame(
         [("good", good), ("null", None), ("invalid", invalid_struct("bad.jpg"))], schema

@@ -15,7 +15,7 @@ from pathlib import Path
 import deepspark
 
 sys.path.insert(0, str(Path(__file__).parent))  # helpers next to this file (importlib mode)
-from tiny_onnx import solid_png  # noqa: E402
+from tiny_onnx import solid_png
 
 BINARY_FILE_SCHEMA = "path STRING, modificationTime TIMESTAMP, length LONG, content BINARY"
 
@@ -61,9 +61,10 @@ def test_stream_restarts_without_losing_or_duplicating_rows(
 
     # a crash after the last batch was written but before it was committed: the restart
     # replays that batch and the file sink's log keeps its rows from being written twice
-    commits = sorted((checkpoint / "commits").iterdir(), key=lambda p: int(p.name))
-    replayed = int(commits[-1].name)
-    commits[-1].unlink()
+    commit_dir = checkpoint / "commits"
+    replayed = max(int(p.name) for p in commit_dir.iterdir() if p.name.isdigit())
+    for name in (str(replayed), f".{replayed}.crc"):
+        (commit_dir / name).unlink(missing_ok=True)
     _run_once(spark, source, sink, checkpoint)
     assert (checkpoint / "commits" / str(replayed)).exists()
 

@@ -130,7 +130,9 @@ def _print_table(console: Any, rows: list[Any]) -> None:
             values = json.loads(values) if values else None
         head = ", ".join(f"{v:.3f}" for v in values[:4]) + ", ..." if values else ""
         table.add_row(
-            Path(str(row["path"])).name, str(len(values)) if values else "", head,
+            Path(str(row["path"])).name,
+            str(len(values)) if values else "",
+            head,
             row["error"] or "",
         )
     console.print(table)

@@ -216,7 +216,13 @@ class DeepImageFeaturizer(
 
     The featurizer is saved and loaded like any Spark ML stage, alone or inside a
     ``PipelineModel``; a ``model`` file is copied into the saved folder
-    (:mod:`deepspark.ml.persistence`), so the saved pipeline is self-contained.
+    (:mod:`deepspark.ml.persistence`), so the saved pipeline is self-contained. It
+    also transforms streaming DataFrames (``spark.readStream``).
+
+    ``Pipeline([featurizer, estimator]).fit(df)`` runs the network more than once per
+    training image, since estimators pass over their input several times. To run it
+    once, cache the featurized training rows, fit the estimator on them and build
+    ``PipelineModel(stages=[featurizer, fitted])`` (``examples/transfer_learning.py``).
 
     Parameters
     ----------

@@ -44,7 +44,7 @@ from deepspark.errors import InvalidParameterError, ModelLoadError, ModelNotFoun
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
 
-__all__ = ["ModelFilePersistence", "ModelFileWriter", "ModelFileReader"]
+__all__ = ["ModelFilePersistence", "ModelFileReader", "ModelFileWriter"]
 
 log = get_logger(__name__)
 
