@@ -20,17 +20,18 @@ from tiny_onnx import solid_png
 BINARY_FILE_SCHEMA = "path STRING, modificationTime TIMESTAMP, length LONG, content BINARY"
 
 
-def _run_once(spark, source: Path, sink: Path, checkpoint: Path) -> None:
+def _run_once(spark, source: Path, sink: Path, checkpoint: Path, transformer=None) -> None:
     """Process every file now in ``source`` (two per micro-batch), then stop."""
+    transformer = transformer or deepspark.DeepImageFeaturizer(inputCol="content")
     stream = (
         spark.readStream.format("binaryFile")
         .schema(BINARY_FILE_SCHEMA)  # file sources need a schema up front
         .option("maxFilesPerTrigger", 2)
         .load(str(source))
     )
-    featurized = deepspark.DeepImageFeaturizer(inputCol="content").transform(stream)
     query = (
-        featurized.select("path", "features", "error")
+        transformer.transform(stream)
+        .drop("content")
         .writeStream.format("parquet")
         .option("checkpointLocation", str(checkpoint))
         .trigger(availableNow=True)
@@ -84,16 +85,8 @@ def test_predictor_streams_too(spark, tmp_path: Path, photos_dir: Path) -> None:
     source, sink, checkpoint = tmp_path / "incoming", tmp_path / "out", tmp_path / "ckpt"
     source.mkdir()
     shutil.copyfile(photos_dir / "chelsea.png", source / "chelsea.png")
-    stream = spark.readStream.format("binaryFile").schema(BINARY_FILE_SCHEMA).load(str(source))
-    predicted = deepspark.DeepImagePredictor(inputCol="content", topK=1).transform(stream)
-    query = (
-        predicted.select("path", "predictions", "error")
-        .writeStream.format("parquet")
-        .option("checkpointLocation", str(checkpoint))
-        .trigger(availableNow=True)
-        .start(str(sink))
-    )
-    query.awaitTermination(timeout=600)
+    predictor = deepspark.DeepImagePredictor(inputCol="content", topK=1)
+    _run_once(spark, source, sink, checkpoint, predictor)
     row = spark.read.parquet(str(sink)).first()
     assert row.error is None
     assert "cat" in row.predictions[0]["description"]
