@@ -95,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
             if fmt == "csv"
             else spark.read.format(fmt).load(output)
         )
+        for column in ("features", "error"):  # JSON leaves out all-null columns
+            if column not in written.columns:
+                written = written.withColumn(column, F.lit(None).cast("string"))
         summary = written.agg(
             F.count(F.lit(1)).alias("rows"), F.count("error").alias("errors")
         ).first()
