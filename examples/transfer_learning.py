@@ -142,8 +142,9 @@ def train_and_evaluate(
         featurizer.transform(indexer.transform(train)).where("features IS NOT NULL").cache()
     )
     train_rows = train_features.count()
-    # The pooled features are on one scale already: no standardization, a little L2.
-    lr = LogisticRegression(maxIter=200, regParam=0.02, standardization=False)
+    # A little L2 on standardized features: converges in well under 100 iterations here
+    # (unstandardized, L-BFGS is still far from the optimum after 500).
+    lr = LogisticRegression(maxIter=100, regParam=0.01)
     lr_model = lr.fit(train_features)
     train_features.unpersist()
 
