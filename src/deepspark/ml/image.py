@@ -249,7 +249,7 @@ class DeepImageFeaturizer(
     >>> spark = deepspark.session("local[2]")                          # doctest: +SKIP
     >>> images = deepspark.read_images(spark, "pets/", label_from_dir=True)  # doctest: +SKIP
     >>> featurizer = deepspark.DeepImageFeaturizer(inputCol="image", outputCol="features")
-    >>> lr = LogisticRegression(featuresCol="features", labelCol="label")
+    >>> lr = LogisticRegression(featuresCol="features", labelCol="label")  # doctest: +SKIP
     >>> model = Pipeline(stages=[featurizer, lr]).fit(images)           # doctest: +SKIP
     >>> model.write().overwrite().save("pets-model")                    # doctest: +SKIP
     """
