@@ -184,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{result.accuracy:.3f} on {result.test_rows} digits ({time.time() - started:.0f}s)"
     )
 
-    target = args.save or tempfile.mkdtemp(prefix="deepspark-digits-")
+    scratch = None if args.save else tempfile.TemporaryDirectory(prefix="deepspark-digits-")
+    target = args.save or scratch.name
     result.model.write().overwrite().save(target)
     reloaded = PipelineModel.load(target)
     test = digits_dataframe(spark, args.digits, args.size, args.test_fraction, args.seed).where(
@@ -193,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     again = reloaded.transform(test).select("id", "label", "prediction", "probability")
     same = same_predictions(result.predictions, again)
     print(f"saved to {target}; reloaded pipeline predicts identically: {same}")
+    if scratch is not None:
+        scratch.cleanup()
     return 0 if same else 1
 
 
