@@ -28,7 +28,7 @@ from deepspark.io.audio import read_audio
 from deepspark.io.images import read_images
 from deepspark.io.text import read_text
 from deepspark.ml.audio import AudioModelTransformer, SpeechDetector
-from deepspark.ml.image import DeepImagePredictor, ImageModelTransformer
+from deepspark.ml.image import DeepImageFeaturizer, DeepImagePredictor, ImageModelTransformer
 from deepspark.ml.sql import register_udf
 from deepspark.ml.tensor import ModelTransformer
 from deepspark.ml.text import TextClassifier, TextEmbedder
@@ -48,6 +48,7 @@ __all__ = [
     "image",
     # transformers
     "DeepImagePredictor",
+    "DeepImageFeaturizer",
     "ImageModelTransformer",
     "ModelTransformer",
     "register_udf",

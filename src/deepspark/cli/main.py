@@ -27,6 +27,7 @@ from deepspark.cli.common import EXIT_FAILED, EXIT_USAGE, ArgumentParser, UsageE
 #: one module per command, each with register(subparsers); order = order in --help
 COMMANDS = [
     "deepspark.cli.predict",
+    "deepspark.cli.featurize",
     "deepspark.cli.embed",
     "deepspark.cli.models",
     "deepspark.cli.report",

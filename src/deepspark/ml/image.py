@@ -1,5 +1,6 @@
-"""Image transformers: :class:`DeepImagePredictor` (ImageNet-style classification) and
-:class:`ImageModelTransformer` (any framework's image model, raw outputs)."""
+"""Image transformers: :class:`DeepImagePredictor` (ImageNet-style classification),
+:class:`ImageModelTransformer` (any framework's image model, raw outputs) and
+:class:`DeepImageFeaturizer` (pretrained features for transfer learning)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,7 @@ from pyspark import keyword_only
 from pyspark.ml import Transformer
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasInputCol, HasOutputCol
-from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 
 from deepspark.errors import InvalidParameterError
 from deepspark.ml._apply import apply_task, image_input_kind
@@ -24,7 +24,9 @@ from deepspark.ml.params import (
     model_param_value,
 )
 
-__all__ = ["DeepImagePredictor", "ImageModelTransformer"]
+from deepspark.ml.persistence import ModelFilePersistence
+
+__all__ = ["DeepImagePredictor", "ImageModelTransformer", "DeepImageFeaturizer"]
 
 
 def _labels_value(labels: Any) -> Any:
@@ -48,8 +50,7 @@ class DeepImagePredictor(
     HasModelSource,
     HasModelLoading,
     HasImagePreprocessing,
-    DefaultParamsReadable,
-    DefaultParamsWritable,
+    ModelFilePersistence,
 ):
     """Classify images with a pretrained network; top-k classes per row.
 
@@ -237,8 +238,7 @@ class ImageModelTransformer(
     HasModelSource,
     HasModelLoading,
     HasImagePreprocessing,
-    DefaultParamsReadable,
-    DefaultParamsWritable,
+    ModelFilePersistence,
 ):
     """Apply any image model (Keras, TensorFlow, PyTorch, ONNX, Caffe) to an image column.
 
@@ -375,11 +375,7 @@ class ImageModelTransformer(
     def _transform(self, dataset: DataFrame) -> DataFrame:
         kind = image_input_kind(dataset, self.getInputCol())
         task = self._build_task(dataset.sparkSession, kind)
-        to_vector = None
-        if self.getOutputMode() == "vector":
-            from pyspark.ml.functions import array_to_vector
-
-            to_vector = array_to_vector
+        to_vector = _to_vector if self.getOutputMode() == "vector" else None
         return apply_task(
             dataset,
             self.getInputCol(),
@@ -389,3 +385,187 @@ class ImageModelTransformer(
             task.result_spark_type(),
             result_expr=to_vector,
         )
+
+
+class DeepImageFeaturizer(
+    Transformer,
+    HasInputCol,
+    HasOutputCol,
+    HasErrorCol,
+    HasBatchSize,
+    HasNumThreads,
+    HasModelSource,
+    HasModelLoading,
+    HasImagePreprocessing,
+    ModelFilePersistence,
+):
+    """Turn images into feature vectors with a pretrained network (transfer learning).
+
+    The output column holds a :class:`pyspark.ml.linalg.DenseVector` per row: for a
+    named model, the pooled penultimate-layer features (1280 values for
+    ``efficientnet_lite0``), ready for Spark MLlib estimators such as
+    ``LogisticRegression``. For your own model, ``layer`` names the model output to
+    use (default: its first output); outputs with more than one value per row are
+    flattened.
+
+    The input column may hold Spark image structs, encoded file bytes (``binaryFile``'s
+    ``content``) or file paths. A null image, an invalid image struct or a file that
+    cannot be decoded gives null features and a reason in ``errorCol`` (errors already
+    there are kept); the job never fails because of one row. Drop those rows before
+    fitting an estimator: ``df.where("features IS NOT NULL")``.
+
+    The featurizer is saved and loaded like any Spark ML stage, alone or inside a
+    ``PipelineModel``; a ``model`` file is copied into the saved folder
+    (:mod:`deepspark.ml.persistence`), so the saved pipeline is self-contained. It
+    also transforms streaming DataFrames (``spark.readStream``).
+
+    ``Pipeline([featurizer, estimator]).fit(df)`` runs the network more than once per
+    training image, since estimators pass over their input several times. To run it
+    once, cache the featurized training rows, fit the estimator on them and build
+    ``PipelineModel(stages=[featurizer, fitted])`` (``examples/transfer_learning.py``).
+
+    Parameters
+    ----------
+    inputCol : str, default "image"
+    outputCol : str, default "features"
+    modelName : str, default "efficientnet_lite0"
+        A named model (``deepspark models`` lists them).
+    model : str, optional
+        Path of your own model (used instead of ``modelName``) with the preprocessing
+        Params (``inputSize``, ``mean``, ``std``...).
+    layer : str, optional
+        Model output to read (for named models: their ``features`` output). For an
+        ONNX model it may also name an inner tensor (a layer's output), which is then
+        read as an extra output (:mod:`deepspark.models.onnx_layers`).
+    batchSize : int, default 64
+    errorCol : str, default "error"
+    numThreads : int, default 0 (the task's CPU share)
+
+    Examples
+    --------
+    >>> import deepspark
+    >>> from pyspark.ml import Pipeline
+    >>> from pyspark.ml.classification import LogisticRegression
+    >>> spark = deepspark.session("local[2]")                          # doctest: +SKIP
+    >>> images = deepspark.read_images(spark, "pets/", label_from_dir=True)  # doctest: +SKIP
+    >>> featurizer = deepspark.DeepImageFeaturizer(inputCol="image", outputCol="features")
+    >>> lr = LogisticRegression(featuresCol="features", labelCol="label")  # doctest: +SKIP
+    >>> model = Pipeline(stages=[featurizer, lr]).fit(images)           # doctest: +SKIP
+    >>> model.write().overwrite().save("pets-model")                    # doctest: +SKIP
+    """
+
+    layer: Param[str] = Param(
+        Params._dummy(),
+        "layer",
+        "model output holding the features (default: a named model's pooled features, "
+        "or the first output of your own model)",
+        typeConverter=TypeConverters.toString,
+    )
+
+    @keyword_only
+    def __init__(
+        self,
+        *,
+        inputCol: str = "image",
+        outputCol: str = "features",
+        modelName: str | None = "efficientnet_lite0",
+        model: str | None = None,
+        framework: str = "",
+        layer: str | None = None,
+        batchSize: int = 64,
+        errorCol: str = "error",
+        numThreads: int = 0,
+        inputSize: list[int] | None = None,
+        channelOrder: str = "RGB",
+        layout: str = "NCHW",
+        scale: float = 1 / 255,
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
+        fastDecode: bool = False,
+        engine: str = "auto",
+        trustPickle: bool = False,
+    ) -> None:
+        super().__init__()
+        self._setDefault(inputCol="image", outputCol="features", modelName="efficientnet_lite0")
+        self._set(**_coerce(self, self._input_kwargs))
+
+    @keyword_only
+    def setParams(self, **kwargs: Any) -> DeepImageFeaturizer:
+        """Set any of the constructor's Params."""
+        return self._set(**_coerce(self, self._input_kwargs))
+
+    def getLayer(self) -> str | None:
+        return self.getOrDefault(self.layer) if self.isDefined(self.layer) else None
+
+    def setLayer(self, value: str) -> DeepImageFeaturizer:
+        return self._set(layer=value)
+
+    # ------------------------------------------------------------------ driver side
+    def _model_with_layer(self) -> str | None:
+        """The ``model`` path; for an ONNX file whose ``layer`` is an inner tensor, a
+        copy of the graph that outputs it."""
+        model, layer = self.getModel(), self.getLayer()
+        if not model or not layer:
+            return model
+        from deepspark.models.resolve import detect_framework, local_model_path
+
+        path = local_model_path(model)
+        if not path.is_file():
+            return model  # resolve_image_model says what is wrong
+        try:
+            framework = (self.getFramework() or detect_framework(path)).lower()
+        except InvalidParameterError:
+            return model
+        if framework != "onnx":
+            return model
+        from deepspark.models.onnx_layers import with_layer_output
+
+        return str(with_layer_output(path, layer))
+
+    def _build_task(self, spark: Any, kind: str) -> Any:
+        from deepspark.models.resolve import resolve_image_model
+        from deepspark.runtime.engine import ImageModelTask
+
+        resolved = resolve_image_model(
+            spark,
+            model_name=self.getModelName(),
+            model=self._model_with_layer(),
+            framework=self.getFramework(),
+            labels=None,
+            preprocess=self._user_preprocess(),
+            output_name=self.getLayer(),
+            role="features",
+            engine=self.getEngine(),
+            trust_pickle=self.getTrustPickle(),
+        )
+        return ImageModelTask(
+            model=resolved.ref,
+            preprocess=resolved.preprocess,
+            input_kind=kind,
+            input_name=resolved.input_name,
+            output_name=resolved.output_name,
+            mode="vector",
+            batch_size=self.getBatchSize(),
+            threads=self.getNumThreads(),
+        )
+
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        kind = image_input_kind(dataset, self.getInputCol())
+        task = self._build_task(dataset.sparkSession, kind)
+        return apply_task(
+            dataset,
+            self.getInputCol(),
+            self.getOutputCol(),
+            self.getErrorCol(),
+            task.run,
+            task.result_spark_type(),
+            result_expr=_to_vector,
+        )
+
+
+def _to_vector(column: Column) -> Column:
+    """array<float> -> DenseVector, null kept (``array_to_vector`` fails on null)."""
+    from pyspark.ml.functions import array_to_vector
+    from pyspark.sql import functions as F
+
+    return F.when(column.isNotNull(), array_to_vector(column))

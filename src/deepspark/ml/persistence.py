@@ -1,0 +1,226 @@
+"""Saving and loading deepspark transformers, model files included.
+
+pyspark's :class:`~pyspark.ml.util.DefaultParamsWriter` stores Params as JSON only: a
+transformer whose ``model`` Param points at ``/home/me/net.onnx`` would, once loaded
+on another machine or after the file moved, point at nothing. deepspark's writer
+copies the model file (or folder) INSIDE the saved folder and its reader points the
+loaded transformer at that copy, so a saved transformer, or a ``PipelineModel`` that
+holds one, is self-contained. Named models (``modelName``) are stored by name: their
+weights ship in a package and are found again on load.
+
+Saved layout (``path`` as given to ``save``)::
+
+    path/metadata/part-00000   Params as JSON (pyspark's format) + "deepspark" entry
+    path/model/<file name>     a copy of the ``model`` file or folder, when one is set,
+                               and of files it needs next to it (same stem: a Caffe
+                               ``.prototxt``, ONNX external data)
+
+>>> import deepspark
+>>> f = deepspark.DeepImageFeaturizer(model="/models/net.onnx")    # doctest: +SKIP
+>>> f.write().overwrite().save("/tmp/featurizer")                   # doctest: +SKIP
+>>> deepspark.DeepImageFeaturizer.load("/tmp/featurizer").getModel()  # doctest: +SKIP
+'/tmp/featurizer/model/net.onnx'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from urllib.parse import unquote, urlsplit
+
+from pyspark.ml.util import (
+    DefaultParamsReadable,
+    DefaultParamsReader,
+    DefaultParamsWritable,
+    DefaultParamsWriter,
+)
+
+from deepspark._logging import get_logger
+from deepspark.errors import InvalidParameterError, ModelLoadError, ModelNotFoundError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import SparkSession
+
+__all__ = ["ModelFilePersistence", "ModelFileReader", "ModelFileWriter"]
+
+log = get_logger(__name__)
+
+RL = TypeVar("RL")
+
+#: folder, inside a saved transformer, that holds the copy of its model file
+MODEL_DIR = "model"
+#: key of deepspark's entry in the saved metadata JSON
+METADATA_KEY = "deepspark"
+
+
+def _local(spark: SparkSession, path: str) -> str | None:
+    """The local filesystem path of ``path`` (plain or ``file:``), else None.
+
+    A plain path is on Spark's default filesystem, local unless ``fs.defaultFS`` says
+    otherwise (as on a Hadoop cluster), exactly where pyspark writes the metadata.
+    """
+    parts = urlsplit(path)
+    if parts.scheme == "file":
+        return unquote(parts.path)
+    if parts.scheme and len(parts.scheme) > 1:
+        return None
+    sc = getattr(spark, "sparkContext", None)
+    jsc = getattr(sc, "_jsc", None) if sc is not None else None
+    default_fs = str(jsc.hadoopConfiguration().get("fs.defaultFS") or "") if jsc else ""
+    return path if default_fs in ("", "file:///", "file:/") else None
+
+
+def _hadoop(spark: SparkSession) -> tuple[Any, Any]:
+    """(JVM view, Hadoop configuration) for copying to/from non-local filesystems."""
+    sc = getattr(spark, "sparkContext", None)
+    jvm = getattr(sc, "_jvm", None) if sc is not None else None
+    if jvm is None:
+        raise InvalidParameterError(
+            "saving or loading a transformer with a model file on a non-local filesystem "
+            "needs a classic (non-Connect) SparkSession; save to a local path instead"
+        )
+    return jvm, sc._jsc.hadoopConfiguration()
+
+
+def _copy_in(spark: SparkSession, source: Path, target_dir: str) -> None:
+    """Copy the local file or folder ``source`` into ``target_dir`` (any Spark URI)."""
+    local = _local(spark, target_dir)
+    if local is not None:
+        dest = Path(local, source.name)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, dest, dirs_exist_ok=True)
+        else:
+            shutil.copyfile(source, dest)
+        return
+    jvm, conf = _hadoop(spark)
+    hpath = jvm.org.apache.hadoop.fs.Path
+    dest = hpath(f"{target_dir.rstrip('/')}/{source.name}")
+    dest.getFileSystem(conf).copyFromLocalFile(False, True, hpath(source.as_uri()), dest)
+
+
+def _copy_out(spark: SparkSession, saved_dir: str, relative: str) -> Path:
+    """A local path for the model copy ``relative`` inside ``saved_dir``."""
+    local = _local(spark, saved_dir)
+    if local is not None:
+        return Path(local, relative)
+    from deepspark.models.cache import cache_dir
+
+    # Models are read by the driver (and shipped to executors from there), so the model
+    # folder of a transformer saved on HDFS/S3 is fetched to the local cache once.
+    jvm, conf = _hadoop(spark)
+    hpath = jvm.org.apache.hadoop.fs.Path
+    folder, name = relative.split("/", 1)
+    source = hpath(f"{saved_dir.rstrip('/')}/{folder}")
+    fs = source.getFileSystem(conf)
+    stamp = fs.getFileStatus(hpath(f"{saved_dir.rstrip('/')}/{relative}")).getModificationTime()
+    key = hashlib.sha256(f"{saved_dir}\0{relative}\0{stamp}".encode()).hexdigest()[:16]
+    target = cache_dir("loaded") / key
+    if not target.exists():
+        tmp = target.with_name(target.name + f".{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        fs.copyToLocalFile(False, source, hpath(tmp.as_uri()), True)
+        os.replace(tmp, target)
+    return target / name
+
+
+def _companions(source: Path) -> list[Path]:
+    """Files a model file needs next to it: same stem (``net.prototxt`` for
+    ``net.caffemodel``, ``model.onnx.data`` external weights...) or Caffe's
+    ``deploy.prototxt``."""
+    if not source.is_file():
+        return []
+    found = [
+        p
+        for p in source.parent.iterdir()
+        if p != source and p.is_file() and p.name.startswith(source.stem + ".")
+    ]
+    deploy = source.with_name("deploy.prototxt")
+    if source.suffix.lower() in (".caffemodel", ".prototxt") and deploy.is_file():
+        found.append(deploy)
+    return sorted(set(found))
+
+
+class ModelFileWriter(DefaultParamsWriter):
+    """pyspark's Params writer that also stores the ``model`` file inside the saved folder."""
+
+    def saveImpl(self, path: str) -> None:
+        instance: Any = self.instance
+        model = instance.getModel() if hasattr(instance, "getModel") else None
+        extra: dict[str, Any] = {}
+        if model:
+            from deepspark.models.cache import file_sha256
+            from deepspark.models.resolve import local_model_path
+
+            source = local_model_path(model)
+            if not source.exists():
+                raise ModelNotFoundError(
+                    f"cannot save {type(instance).__name__}: its model {model} does not exist "
+                    "(set model= to an existing file, or use a named model)"
+                )
+            extra[METADATA_KEY] = {
+                "modelFile": f"{MODEL_DIR}/{source.name}",
+                "modelSha256": file_sha256(source) if source.is_file() else None,
+            }
+        # Metadata first: it fails on an existing folder (without overwrite()) before
+        # anything is copied into that folder.
+        DefaultParamsWriter.saveMetadata(
+            instance, path, self.sparkSession, extraMetadata=extra or None
+        )
+        if model:
+            for file in [source, *_companions(source)]:
+                _copy_in(self.sparkSession, file, f"{path.rstrip('/')}/{MODEL_DIR}")
+
+
+class ModelFileReader(DefaultParamsReader[RL], Generic[RL]):
+    """pyspark's Params reader that points ``model`` at the copy stored by the writer."""
+
+    def load(self, path: str) -> RL:
+        metadata = DefaultParamsReader.loadMetadata(path, self.sparkSession)
+        instance: Any = self.cls()
+        if metadata["class"] != f"{type(instance).__module__}.{type(instance).__name__}":
+            raise InvalidParameterError(
+                f"{path} holds a saved {metadata['class']}, not a {type(instance).__name__}; "
+                f"load it with {metadata['class'].rsplit('.', 1)[-1]}.load"
+            )
+        instance._resetUid(metadata["uid"])
+        DefaultParamsReader.getAndSetParams(instance, metadata)
+        stored = (metadata.get(METADATA_KEY) or {}).get("modelFile")
+        if stored:
+            local = _copy_out(self.sparkSession, path, stored)
+            if not local.exists():
+                raise ModelNotFoundError(
+                    f"the saved transformer at {path} lacks its model copy {stored}; "
+                    "was the folder copied only in part?"
+                )
+            expected = metadata[METADATA_KEY].get("modelSha256")
+            if expected and local.is_file():
+                from deepspark.models.cache import file_sha256
+
+                if file_sha256(local) != expected:
+                    raise ModelLoadError(
+                        f"the model copy {local} does not match the file that was saved "
+                        "(different content); save the transformer again"
+                    )
+            instance._set(model=str(local))
+        return instance
+
+
+class ModelFilePersistence(DefaultParamsReadable, DefaultParamsWritable):  # type: ignore[type-arg]
+    """Mixin: ``save``/``load``/``write``/``read`` with the model file kept inside.
+
+    Use it instead of pyspark's ``DefaultParamsReadable, DefaultParamsWritable`` on a
+    transformer with a ``model`` Param (:class:`deepspark.ml.params.HasModelSource`).
+    """
+
+    def write(self) -> ModelFileWriter:
+        """A writer that stores Params and a copy of the model file."""
+        return ModelFileWriter(self)  # type: ignore[arg-type]
+
+    @classmethod
+    def read(cls) -> ModelFileReader[Any]:
+        """A reader that restores Params and points ``model`` at the stored copy."""
+        return ModelFileReader(cls)

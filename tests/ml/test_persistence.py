@@ -1,0 +1,171 @@
+"""Saving and loading deepspark transformers and pipelines that hold them.
+
+The pipeline test loads the saved PipelineModel in a NEW Python process with its own
+SparkSession, after the original model file was deleted: the saved folder must be
+self-contained and give identical predictions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import deepspark
+from deepspark.errors import InvalidParameterError, ModelLoadError
+
+sys.path.insert(0, str(Path(__file__).parent))  # helpers next to this file (importlib mode)
+from tiny_onnx import TINY_PARAMS, solid_png, write_tiny_onnx
+
+
+def test_predictor_with_named_model_round_trips(spark, tmp_path: Path) -> None:
+    p = deepspark.DeepImagePredictor(inputCol="content", outputCol="top", topK=3, batchSize=7)
+    p.save(str(tmp_path / "pred"))
+    q = deepspark.DeepImagePredictor.load(str(tmp_path / "pred"))
+    assert isinstance(q, deepspark.DeepImagePredictor)
+    assert q.uid == p.uid
+    assert (q.getInputCol(), q.getOutputCol(), q.getTopK(), q.getBatchSize()) == (
+        "content",
+        "top",
+        3,
+        7,
+    )
+    assert q.getModelName() == "efficientnet_lite0" and q.getModel() is None
+    assert not (tmp_path / "pred" / "model").exists()  # named models are stored by name
+
+
+def test_users_model_file_is_stored_inside(spark, tmp_path: Path) -> None:
+    model = write_tiny_onnx(tmp_path / "src" / "tiny.onnx")
+    f = deepspark.DeepImageFeaturizer(
+        inputCol="content", model=str(model), layer="mean", **TINY_PARAMS
+    )
+    f.write().overwrite().save(str(tmp_path / "saved"))
+    copy = tmp_path / "saved" / "model" / "tiny.onnx"
+    assert copy.read_bytes() == model.read_bytes()
+    model.unlink()  # the saved folder must not need the original
+
+    g = deepspark.DeepImageFeaturizer.load(str(tmp_path / "saved"))
+    assert Path(g.getModel()) == copy
+    assert (g.getLayer(), g.getOrDefault(g.inputSize)) == ("mean", [8, 8])
+    solid_png(tmp_path / "red.png", (255, 0, 0))
+    files = spark.read.format("binaryFile").load(str(tmp_path / "red.png"))
+    row = g.transform(files).select("features", "error").first()
+    assert row.error is None
+    np.testing.assert_allclose(row.features.toArray(), [1.0, 0.0, 0.0], atol=1e-6)
+
+    # a tampered copy is refused on load, with a reason
+    copy.write_bytes(copy.read_bytes()[:-10])
+    with pytest.raises(ModelLoadError, match="does not match"):
+        deepspark.DeepImageFeaturizer.load(str(tmp_path / "saved"))
+
+
+def test_loading_with_the_wrong_class_says_which(spark, tmp_path: Path) -> None:
+    deepspark.DeepImageFeaturizer().save(str(tmp_path / "feat"))
+    with pytest.raises(InvalidParameterError, match="DeepImageFeaturizer.load"):
+        deepspark.DeepImagePredictor.load(str(tmp_path / "feat"))
+
+
+_LOAD_IN_NEW_PROCESS = textwrap.dedent(
+    """
+    import json, sys
+    from pyspark.ml import PipelineModel
+    import deepspark
+
+    saved, data, out = sys.argv[1:4]
+    spark = deepspark.session("local[2]")
+    result = {}
+    for name in ("named", "users"):
+        model = PipelineModel.load(f"{saved}/{name}")
+        df = spark.read.parquet(f"{data}/{name}")
+        rows = model.transform(df).orderBy("path").select("path", "prediction", "probability")
+        result[name] = [[r.path, r.prediction, r.probability.toArray().tolist()]
+                        for r in rows.collect()]
+        result[name + "_stages"] = [type(s).__name__ for s in model.stages]
+    json.dump(result, open(out, "w"))
+    spark.stop()
+    """
+)
+
+
+def test_pipeline_model_loads_in_a_new_process(spark, tmp_path: Path, photos_dir: Path) -> None:
+    """StringIndexer -> DeepImageFeaturizer -> LogisticRegression, saved, then loaded in
+    a fresh Python process and SparkSession: identical predictions, for a named model and
+    for a user's model file whose original was deleted."""
+    from pyspark.ml import Pipeline
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.feature import StringIndexer
+    from pyspark.sql import functions as F
+
+    photos = (
+        spark.read.format("binaryFile")
+        .load(str(photos_dir))
+        .withColumn(
+            "kind",
+            F.when(F.col("path").rlike("chelsea|astronaut"), "living").otherwise("object"),
+        )
+    )
+    colours = tmp_path / "colours"
+    colours.mkdir()
+    for i, rgb in enumerate([(250, 10, 10), (200, 40, 0), (10, 10, 240), (0, 60, 200)]):
+        solid_png(colours / f"c{i}.png", rgb)
+    swatches = (
+        spark.read.format("binaryFile")
+        .load(str(colours))
+        .withColumn("kind", F.when(F.col("path").rlike("c[01]"), "red").otherwise("blue"))
+    )
+    model_file = write_tiny_onnx(tmp_path / "tmp_model" / "tiny.onnx")
+
+    def pipeline(featurizer: deepspark.DeepImageFeaturizer) -> Pipeline:
+        return Pipeline(
+            stages=[
+                StringIndexer(inputCol="kind", outputCol="label"),
+                featurizer,
+                LogisticRegression(maxIter=20, regParam=0.01),
+            ]
+        )
+
+    named = pipeline(deepspark.DeepImageFeaturizer(inputCol="content")).fit(photos)
+    users = pipeline(
+        deepspark.DeepImageFeaturizer(inputCol="content", model=str(model_file), **TINY_PARAMS)
+    ).fit(swatches)
+    saved = tmp_path / "saved"
+    named.write().overwrite().save(str(saved / "named"))
+    users.write().overwrite().save(str(saved / "users"))
+
+    data = tmp_path / "data"
+    here = {}
+    for name, fitted, df in (("named", named, photos), ("users", users, swatches)):
+        df.write.parquet(str(data / name))
+        rows = fitted.transform(spark.read.parquet(str(data / name))).orderBy("path").collect()
+        here[name] = [[r.path, r.prediction, r.probability.toArray().tolist()] for r in rows]
+        # the fitted model learnt something: its training rows are classified right
+        assert [fitted.stages[0].labels[int(r.prediction)] for r in rows] == [r.kind for r in rows]
+
+    model_file.unlink()  # the saved pipeline must not need the original file
+    out = tmp_path / "out.json"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.run(  # noqa: PLW1510 - the return code is asserted with stderr
+        [sys.executable, "-c", _LOAD_IN_NEW_PROCESS, str(saved), str(data), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    there = json.loads(out.read_text())
+    assert there["named_stages"] == [
+        "StringIndexerModel",
+        "DeepImageFeaturizer",
+        "LogisticRegressionModel",
+    ]
+    for name in ("named", "users"):
+        assert [r[:2] for r in there[name]] == [r[:2] for r in here[name]]
+        np.testing.assert_allclose(
+            [r[2] for r in there[name]], [r[2] for r in here[name]], rtol=1e-6, atol=1e-7
+        )
