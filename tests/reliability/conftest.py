@@ -18,7 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _reliability import (  # noqa: E402
+from _reliability import (
     StandaloneCluster,
     stop_active_session,
     tiny_onnx_classifier,
@@ -58,7 +58,9 @@ def cluster_spark(cluster: StandaloneCluster) -> Iterator[object]:
     import deepspark
 
     stop_active_session()
-    spark = deepspark.session(cluster.master_url, app_name="deepspark-cluster-tests", conf=CLUSTER_CONF)
+    spark = deepspark.session(
+        cluster.master_url, app_name="deepspark-cluster-tests", conf=CLUSTER_CONF
+    )
     wait_executors(spark, 2)
     yield spark
     spark.stop()

@@ -220,12 +220,27 @@ def invalid_struct(origin: str | None) -> dict[str, Any]:
     }
 
 
+def _no_content_reason(origin: str | None) -> str:
+    """Why a listed file has no content: a broken symbolic link, or unknown."""
+    import os
+
+    from deepspark.io._files import local_path
+
+    local = local_path(origin) if origin else None
+    if local and os.path.islink(local) and not os.path.exists(local):
+        return (
+            "cannot read file: broken symbolic link "
+            f"(its target {os.readlink(local)} does not exist)"
+        )
+    return "no file content"
+
+
 def decode_to_struct(
     data: bytes | None, origin: str | None, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> tuple[dict[str, Any], str | None]:
     """Decode bytes to ``(image struct, error)``; never raises."""
     if data is None:
-        return invalid_struct(origin), "no file content"
+        return invalid_struct(origin), _no_content_reason(origin)
     try:
         return _struct_from_pil(decode_image(data, max_pixels=max_pixels), origin), None
     except Exception as exc:  # noqa: BLE001 - every failure becomes this row's error

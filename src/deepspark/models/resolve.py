@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deepspark.errors import InvalidParameterError, ModelNotFoundError, SignatureError
+from deepspark.models.base import Signature
 from deepspark.models.cache import ship_file
 from deepspark.models.labels import ClassLabel, load_labels
-from deepspark.models.base import Signature
 from deepspark.models.loader import ModelRef
 from deepspark.models.zoo import get_named_model
 from deepspark.runtime.preprocess import ImagePreprocess
