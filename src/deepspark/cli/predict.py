@@ -45,7 +45,7 @@ def _format_topk(preds: list[Any] | None) -> str:
 def run(args: argparse.Namespace) -> int:
     from pyspark.sql import functions as F
 
-    from deepspark.io._files import list_files
+    from deepspark.io._files import list_files, local_path
     from deepspark.ml.image import DeepImagePredictor
 
     check_local_paths(args.paths)
@@ -67,8 +67,11 @@ def run(args: argparse.Namespace) -> int:
     files = list_files(spark, args.paths)
     if args.limit:
         files = files.limit(args.limit)
+    # Local files are read by the predictor (a file that cannot be read fails its row);
+    # other filesystems through Spark's binaryFile content.
+    input_col = "path" if all(local_path(p) is not None for p in args.paths) else "content"
     predictor = DeepImagePredictor(
-        inputCol="content", topK=args.top_k, batchSize=args.batch_size, **model_kwargs
+        inputCol=input_col, topK=args.top_k, batchSize=args.batch_size, **model_kwargs
     )
     result = predictor.transform(files).select("path", "predictions", "error")
 
