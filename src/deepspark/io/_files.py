@@ -45,6 +45,10 @@ def list_files(
         reader = reader.option("pathGlobFilter", glob)
     if recursive:
         reader = reader.option("recursiveFileLookup", "true")
+    if include_empty:
+        # A file deleted between listing and reading would fail the whole job; skipped
+        # by the scan, it is added back below with the zero-byte files (one row each).
+        reader = reader.option("ignoreMissingFiles", "true")
     try:
         df = reader.load(paths if len(paths) > 1 else paths[0])
     except AnalysisException as exc:
@@ -124,7 +128,8 @@ def uri_form(path: str) -> str:
 
 
 def _with_empty_files(spark: SparkSession, files: DataFrame) -> DataFrame:
-    """Add back the zero-byte files that Spark's file scan drops silently."""
+    """Add back the files the scan drops: zero-byte ones (Spark skips them silently) and
+    ones deleted since listing (``ignoreMissingFiles``); their content is empty."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType, StructField, StructType
 
