@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install test-tools demo test test-slow bench clean
 
 $(STAMP): pyproject.toml scripts/install.sh
 	bash scripts/install.sh $(PYTHON) $(VENV)
@@ -20,7 +20,12 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/deepspark predict samples/ --top-k 5
 
-test: install
+# Tools the tests drive (chromium renders the HTML report); installed when missing.
+test-tools: install
+	@command -v chromium >/dev/null 2>&1 || \
+		DEEPSPARK_INSTALL_TEST_TOOLS=1 bash scripts/install.sh $(PYTHON) $(VENV)
+
+test: test-tools
 	$(PY) -m pytest -q
 
 test-slow: install

@@ -24,8 +24,14 @@ from deepspark.errors import (
     SignatureError,
     UnsafeModelError,
 )
+from deepspark.io.audio import read_audio
 from deepspark.io.images import read_images
-from deepspark.ml.image import DeepImagePredictor
+from deepspark.ml.audio import AudioModelTransformer, SpeechDetector
+from deepspark.ml.image import DeepImagePredictor, ImageModelTransformer
+from deepspark.ml.sql import register_udf
+from deepspark.ml.tensor import ModelTransformer
+from deepspark.models.api import load_model
+from deepspark.models.base import Model, Signature, TensorSpec
 from deepspark.models.zoo import list_models
 from deepspark.session import session
 
@@ -35,11 +41,21 @@ __all__ = [
     "__version__",
     # readers
     "read_images",
+    "read_audio",
     "image",
     # transformers
     "DeepImagePredictor",
+    "ImageModelTransformer",
+    "ModelTransformer",
+    "register_udf",
+    "SpeechDetector",
+    "AudioModelTransformer",
     # models
     "list_models",
+    "load_model",
+    "Model",
+    "Signature",
+    "TensorSpec",
     # runtime
     "session",
     # errors

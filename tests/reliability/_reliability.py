@@ -302,7 +302,7 @@ class StandaloneCluster:
             except subprocess.TimeoutExpired:
                 pass
 
-    def __enter__(self) -> StandaloneCluster:
+    def __enter__(self) -> StandaloneCluster:  # noqa: PYI034 - start() returns self
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

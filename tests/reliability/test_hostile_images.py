@@ -171,8 +171,9 @@ def test_cli_predict_one_row_per_hostile_input(spark: Any, hostile: Any, tmp_pat
 def test_file_deleted_after_listing_fails_its_row_only(spark: Any, tmp_path: Path) -> None:
     """Files are listed when the DataFrame is made and read when it runs: one that is
     gone by then (or unreadable) gets an error row; the job and the other rows go on."""
-    import deepspark
     from _reliability import write_jpegs
+
+    import deepspark
 
     paths = write_jpegs(tmp_path / "vanishing", 4)
     df = deepspark.read_images(spark, str(tmp_path / "vanishing"))

@@ -1,22 +1,60 @@
-"""Options, Spark start-up and console helpers shared by the CLI commands."""
+"""Options, Spark start-up and console helpers shared by the CLI commands.
+
+Every command follows the same pattern (see ``cli/predict.py``)::
+
+    def register(sub):
+        p = sub.add_parser("NAME", help=..., description=..., epilog=example("..."))
+        add_io_options(p)          # PATH..., --output, --batch-size, --limit, -q, -v
+        add_spark_options(p)       # --master, --conf
+        p.set_defaults(func=run)
+
+    def run(args):
+        prepare(args)                              # logging; fails fast on bad paths/output
+        spark = spark_session(args)                # JVM noise goes to a log file
+        files = limit_files(list_files(spark, args.paths), args.limit)
+        result = ...                                # a DataFrame with an ``error`` column
+        return write_and_summarize(args, spark, result, total=count_files(files, args.limit))
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
-from collections.abc import Sequence
-from typing import Any
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from deepspark._logging import logger
+from deepspark.cli.progress import run_job  # re-exported: the helper commands call
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import DataFrame, SparkSession
 
 __all__ = [
     "EXIT_OK",
     "EXIT_FAILED",
     "EXIT_USAGE",
     "UsageError",
+    "ArgumentParser",
+    "example",
+    "add_console_options",
     "add_io_options",
     "add_spark_options",
+    "output_path",
     "console",
+    "prepare",
+    "setup_logging",
     "spark_session",
+    "spark_log_path",
     "check_local_paths",
+    "count_files",
+    "limit_files",
+    "run_job",
+    "write_and_summarize",
     "positive_int",
 ]
 
@@ -27,14 +65,38 @@ class UsageError(Exception):
     """A problem with the command line; exit code 2."""
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line: ``deepspark predict: error: ...``.
+
+    argparse prints the whole usage block before its error; a single line with a
+    pointer to ``--help`` is easier to read in a terminal and in a CI log.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def example(*lines: str) -> str:
+    """An ``--help`` epilog with one or more example command lines."""
+    return "example" + ("s" if len(lines) > 1 else "") + ":\n" + "\n".join(f"  {x}" for x in lines)
+
+
+# --------------------------------------------------------------------------------------
+# Option types and option groups
+# --------------------------------------------------------------------------------------
+
+
 def conf_pair(text: str) -> tuple[str, str]:
+    """``key=value`` -> ``(key, value)`` for ``--conf`` (Spark keys contain dots, no spaces)."""
     key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"--conf needs key=value, got {text!r}")
-    return key.strip(), value
+    key = key.strip()
+    if not sep or not key or " " in key:
+        raise argparse.ArgumentTypeError(f"--conf needs KEY=VALUE, got {text!r}")
+    return key, value
 
 
 def positive_int(text: str) -> int:
+    """A whole number > 0 (``--batch-size``, ``--limit``...)."""
     try:
         value = int(text)
     except ValueError:
@@ -44,10 +106,40 @@ def positive_int(text: str) -> int:
     return value
 
 
+def output_path(text: str) -> str:
+    """An ``--output`` path ending in .parquet, .json, .jsonl or .csv."""
+    from deepspark.cli.output import output_format
+    from deepspark.errors import InvalidParameterError
+
+    try:
+        output_format(text)
+    except InvalidParameterError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def add_console_options(p: argparse.ArgumentParser) -> None:
+    """``-q/--quiet`` and ``-v/--verbose``."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print nothing but errors (no progress, no summary)",
+    )
+    g.add_argument(
+        "-v", "--verbose", action="store_true", help="also print deepspark's log messages"
+    )
+
+
 def add_spark_options(p: argparse.ArgumentParser) -> None:
+    """``--master`` and repeatable ``--conf KEY=VALUE``."""
     g = p.add_argument_group("Spark")
     g.add_argument(
-        "--master", default=None, help="Spark master URL (default: local[*], or spark-submit's)"
+        "--master",
+        default=None,
+        metavar="URL",
+        help="Spark master: local[*] (default), local[4], spark://host:7077, yarn, k8s://...",
     )
     g.add_argument(
         "--conf",
@@ -59,39 +151,177 @@ def add_spark_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_io_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("paths", nargs="+", metavar="PATH", help="files, folders or globs (any Spark URI)")
+def add_io_options(p: argparse.ArgumentParser, *, batch_size: int = 64) -> None:
+    """Input paths, ``--output``, ``--batch-size``, ``--limit``, ``--show``, ``-q``, ``-v``."""
     p.add_argument(
+        "paths", nargs="+", metavar="PATH", help="files, folders or globs (any Spark URI)"
+    )
+    g = p.add_argument_group("input and output")
+    g.add_argument(
         "-o",
         "--output",
+        type=output_path,
         default=None,
-        help="where to write every row: .parquet, .json or .csv (a folder of part files)",
+        metavar="PATH",
+        help="write every row here; the format follows the extension: .parquet, .json or .csv "
+        "(a folder of part files, as Spark writes)",
     )
-    p.add_argument("--batch-size", type=positive_int, default=64, help="rows per model call")
-    p.add_argument("--limit", type=positive_int, default=None, help="process at most N files")
-    p.add_argument("--show", type=int, default=20, help="rows to print in the table (0: none)")
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    g.add_argument(
+        "--batch-size", type=positive_int, default=batch_size, help="rows per model call"
+    )
+    g.add_argument("--limit", type=positive_int, default=None, help="process at most N files")
+    g.add_argument(
+        "--show", type=int, default=20, metavar="N", help="rows to print in the table (0: none)"
+    )
+    add_console_options(p)
 
+
+# --------------------------------------------------------------------------------------
+# Console and logging
+# --------------------------------------------------------------------------------------
 
 
 def console(quiet: bool = False) -> Any:
-    """A rich console (silent with ``quiet``)."""
+    """A rich console on stdout (silent with ``quiet``)."""
     from rich.console import Console
 
     return Console(quiet=quiet, highlight=False)
 
 
-def spark_session(args: argparse.Namespace) -> Any:
-    """The SparkSession for a command, from ``--master`` and ``--conf``."""
-    from deepspark.session import session
+def setup_logging(quiet: bool = False, verbose: bool = False) -> None:
+    """Show the ``deepspark`` logger on stderr: INFO with ``verbose``, ERROR with ``quiet``."""
+    level = logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING
+    logger.setLevel(level)
+    if not any(getattr(h, "_deepspark_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("deepspark: %(message)s"))
+        handler._deepspark_cli = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
 
-    return session(master=args.master, conf=dict(args.conf))
+
+def prepare(args: argparse.Namespace, *, paths: bool = True) -> None:
+    """Common first steps of a command: logging, then fail fast on missing local paths."""
+    setup_logging(getattr(args, "quiet", False), getattr(args, "verbose", False))
+    if paths and getattr(args, "paths", None):
+        check_local_paths(args.paths)
 
 
 def check_local_paths(paths: Sequence[str]) -> None:
-    """Fail fast (exit 2) on local paths that do not exist; URIs are left to Spark."""
+    """Fail fast (exit 2) on local paths that do not exist; URIs and globs are left to Spark."""
     for path in paths:
         if "://" in path or path.startswith("file:") or any(c in path for c in "*?["):
             continue
         if not os.path.exists(path):
             raise UsageError(f"no such file or folder: {path}")
+
+
+# --------------------------------------------------------------------------------------
+# Spark
+# --------------------------------------------------------------------------------------
+
+#: The file that receives the JVM's stderr (Spark's log) for this process, once started.
+spark_log_path: Path | None = None
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """Point file descriptor 2 at ``path`` for the duration, then restore it.
+
+    The JVM that PySpark starts inherits fd 2 when it is spawned and keeps it after we
+    restore ours, so Spark's start-up lines (``WARNING: Using incubator modules``...),
+    its log4j output and the executors' Python stderr go to ``path``, while Python's
+    own messages reach the terminal again.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.dup2(fd, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(fd)
+
+
+def _new_log_path() -> Path:
+    from deepspark.models.cache import cache_dir
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return cache_dir("logs") / f"spark-{stamp}-{os.getpid()}.log"
+
+
+def spark_session(args: argparse.Namespace) -> SparkSession:
+    """The SparkSession for a command, from ``--master`` and ``--conf``.
+
+    The JVM's stderr goes to ``~/.cache/deepspark/logs/spark-*.log`` (see
+    :data:`spark_log_path`); a failed command prints where it is.
+    """
+    global spark_log_path
+    from pyspark.sql import SparkSession
+
+    from deepspark.session import session
+
+    conf = dict(getattr(args, "conf", []) or [])
+    master = getattr(args, "master", None)
+    if SparkSession.getActiveSession() is not None:  # e.g. in a notebook or a test
+        return session(master=master, conf=conf)
+    path = _new_log_path()
+    with _stderr_to(path):
+        spark = session(master=master, conf=conf)
+    spark_log_path = path
+    logger.info(
+        "Spark %s, master %s; Spark's log: %s", spark.version, spark.sparkContext.master, path
+    )
+    return spark
+
+
+def count_files(files: DataFrame, limit: int | None = None) -> int:
+    """Number of files a ``list_files`` DataFrame lists (driver-side, no job), capped by ``limit``."""
+    total = len(files.inputFiles())
+    return min(total, limit) if limit else total
+
+
+def limit_files(files: DataFrame, limit: int | None) -> DataFrame:
+    """``files`` cut to ``limit`` rows (``--limit``), unchanged when ``limit`` is None."""
+    return files.limit(limit) if limit else files
+
+
+def write_and_summarize(
+    args: argparse.Namespace,
+    spark: SparkSession,
+    result: DataFrame,
+    *,
+    total: int | None,
+    unit: str = "files",
+    show: Callable[[Any, DataFrame], None] | None = None,
+) -> int:
+    """Write ``result`` to ``--output`` (or a temporary Parquet) with progress, then summarize.
+
+    ``show(console, written)`` prints a table of the written rows unless ``--quiet`` or
+    ``--show 0``. Returns the exit code (0).
+    """
+    import shutil
+    import tempfile
+
+    from deepspark.cli.output import read_results, write_results
+    from deepspark.cli.progress import print_summary, summarize
+
+    out = console(args.quiet)
+    tmpdir = None
+    output = args.output
+    if output is None:
+        tmpdir = tempfile.mkdtemp(prefix="deepspark-")
+        output = os.path.join(tmpdir, "results.parquet")
+    try:
+        job = run_job(spark, lambda: write_results(result, output), total, args.quiet, unit)
+        written = read_results(spark, output)
+        if show is not None and getattr(args, "show", 0) > 0 and not args.quiet:
+            show(out, written)
+        if not args.quiet:
+            print_summary(out, summarize(written, job, output=args.output, unit=unit))
+    finally:
+        if tmpdir:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+    return EXIT_OK

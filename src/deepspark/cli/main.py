@@ -21,18 +21,21 @@ from deepspark.errors import (
 
 __all__ = ["main", "build_parser"]
 
-from deepspark.cli.common import EXIT_FAILED, EXIT_USAGE, UsageError
+from deepspark.cli import common
+from deepspark.cli.common import EXIT_FAILED, EXIT_USAGE, ArgumentParser, UsageError
 
 #: one module per command, each with register(subparsers); order = order in --help
 COMMANDS = [
     "deepspark.cli.predict",
     "deepspark.cli.models",
+    "deepspark.cli.report",
+    "deepspark.cli.detect_speech",
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``deepspark`` command."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="deepspark",
         description="Run deep-learning models over images, audio and text on Apache Spark.",
         epilog="Run 'deepspark COMMAND --help' for a command's options and an example.",
@@ -67,15 +70,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"deepspark {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except DeepSparkError as exc:
-        print(f"deepspark {args.command}: failed: {exc}", file=sys.stderr)
+        print(f"deepspark {args.command}: failed: {exc}{_log_hint()}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"deepspark {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - a failed Spark job: one line, exit 1
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"deepspark {args.command}: failed: {first}", file=sys.stderr)
+        print(f"deepspark {args.command}: failed: {first}{_log_hint()}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _log_hint() -> str:
+    """Where Spark's own log went (the JVM's stderr is kept out of the terminal)."""
+    path = common.spark_log_path
+    return f" (Spark's log: {path})" if path else ""
 
 
 if __name__ == "__main__":  # pragma: no cover

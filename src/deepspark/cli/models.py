@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from deepspark.cli.common import EXIT_OK, console
+from deepspark.cli.common import EXIT_OK, add_console_options, console, example, prepare
 
 
 def register(sub: Any) -> None:
@@ -13,8 +13,10 @@ def register(sub: Any) -> None:
         "models",
         help="list the named models",
         description="List the pretrained models that ship with deepspark's packages.",
-        epilog="example: deepspark models",
+        epilog=example("deepspark models"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_console_options(p)
     p.set_defaults(func=run)
 
 
@@ -23,10 +25,11 @@ def run(args: argparse.Namespace) -> int:
 
     from deepspark.models.zoo import list_models
 
+    prepare(args, paths=False)
     table = Table(title="Named models")
     for col in ("name", "task", "description", "weights from"):
         table.add_column(col)
     for m in list_models():
         table.add_row(m.name, m.task, m.description, m.package)
-    console().print(table)
+    console(args.quiet).print(table)
     return EXIT_OK

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 from deepspark.errors import InvalidParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pyspark.sql import DataFrame
+    from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["output_format", "write_results"]
+__all__ = ["output_format", "write_results", "read_results"]
 
 _FORMATS = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv"}
 
@@ -41,6 +41,16 @@ def write_results(df: DataFrame, path: str, fmt: str | None = None) -> None:
                 for f in df.schema.fields
             ]
         )
-        df.write.mode("overwrite").option("header", "true").csv(path)
+        # Quotes inside values are doubled (RFC 4180), not backslash-escaped as Spark does
+        # by default, so pandas, spreadsheets and csv.reader read the JSON cells back.
+        df.write.mode("overwrite").option("header", "true").option("escape", '"').csv(path)
     else:
         df.write.mode("overwrite").format(fmt).save(path)
+
+
+def read_results(spark: SparkSession, path: str) -> DataFrame:
+    """Read back what :func:`write_results` wrote at ``path`` (format from the extension)."""
+    fmt = output_format(path)
+    if fmt == "csv":
+        return spark.read.option("header", "true").option("escape", '"').csv(path)
+    return spark.read.format(fmt).load(path)

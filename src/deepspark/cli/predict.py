@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import shutil
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from deepspark.cli.common import (
-    EXIT_OK,
     add_io_options,
     add_spark_options,
-    check_local_paths,
-    console,
+    count_files,
+    example,
+    limit_files,
     positive_int,
+    prepare,
     spark_session,
+    write_and_summarize,
 )
 
 
@@ -25,15 +25,59 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "predict",
         help="classify images with a pretrained model",
-        description="Classify images with a pretrained model and print the top classes.",
-        epilog="example: deepspark predict photos/ --top-k 5 --output predictions.parquet",
+        description="Classify images with a pretrained model: the top classes of every image, "
+        "and a reason for every file that could not be used.",
+        epilog=example(
+            "deepspark predict photos/ --top-k 3",
+            "deepspark predict 's3a://bucket/photos/*.jpg' --output predictions.parquet "
+            "--master spark://host:7077",
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_io_options(p)
-    p.add_argument("--model", default="efficientnet_lite0", help="named model or model file")
+    p.add_argument(
+        "--model",
+        default="efficientnet_lite0",
+        help="a named model ('deepspark models' lists them) or an .onnx file",
+    )
     p.add_argument("--top-k", type=positive_int, default=5, help="classes per image")
     add_spark_options(p)
     p.set_defaults(func=run)
+
+
+def _model_kwargs(model: str) -> dict[str, Any]:
+    """DeepImagePredictor arguments for ``--model`` (a file, or a named model)."""
+    if os.path.exists(model) or model.endswith(".onnx"):
+        return {"model": model}
+    from deepspark.models.zoo import get_named_model
+
+    return {"modelName": get_named_model(model).name}  # unknown name: exit 2
+
+
+def run(args: argparse.Namespace) -> int:
+    prepare(args)
+    model_kwargs = _model_kwargs(args.model)
+
+    from deepspark.io._files import list_files, local_path
+    from deepspark.ml.image import DeepImagePredictor
+
+    spark = spark_session(args)
+    files = list_files(spark, args.paths)
+    total = count_files(files, args.limit)
+    # Local files are read by the predictor (a file that cannot be read fails its row);
+    # other filesystems through Spark's binaryFile content.
+    input_col = "path" if all(local_path(p) is not None for p in args.paths) else "content"
+    predictor = DeepImagePredictor(
+        inputCol=input_col, topK=args.top_k, batchSize=args.batch_size, **model_kwargs
+    )
+    result = predictor.transform(limit_files(files, args.limit)).select(
+        "path", "predictions", "error"
+    )
+
+    def show(console: Any, written: Any) -> None:
+        _print_table(console, written.orderBy("path").limit(args.show).collect(), args.top_k)
+
+    return write_and_summarize(args, spark, result, total=total, show=show)
 
 
 def _format_topk(preds: list[Any] | None) -> str:
@@ -42,78 +86,7 @@ def _format_topk(preds: list[Any] | None) -> str:
     return "\n".join(f"{p['probability']:.3f}  {p['description']}" for p in preds)
 
 
-def run(args: argparse.Namespace) -> int:
-    from pyspark.sql import functions as F
-
-    from deepspark.io._files import list_files, local_path
-    from deepspark.ml.image import DeepImagePredictor
-
-    check_local_paths(args.paths)
-    if args.output:
-        from deepspark.cli.output import output_format
-
-        output_format(args.output)  # bad extension: usage error before Spark starts
-    model_kwargs: dict[str, Any] = {}
-    if os.path.exists(args.model) or args.model.endswith(".onnx"):
-        model_kwargs["model"] = args.model
-    else:
-        from deepspark.models.zoo import get_named_model
-
-        model_kwargs["modelName"] = get_named_model(args.model).name
-
-    out = console(args.quiet)
-    started = time.time()
-    spark = spark_session(args)
-    files = list_files(spark, args.paths)
-    if args.limit:
-        files = files.limit(args.limit)
-    # Local files are read by the predictor (a file that cannot be read fails its row);
-    # other filesystems through Spark's binaryFile content.
-    input_col = "path" if all(local_path(p) is not None for p in args.paths) else "content"
-    predictor = DeepImagePredictor(
-        inputCol=input_col, topK=args.top_k, batchSize=args.batch_size, **model_kwargs
-    )
-    result = predictor.transform(files).select("path", "predictions", "error")
-
-    tmpdir = None
-    output = args.output
-    if output is None:
-        tmpdir = tempfile.mkdtemp(prefix="deepspark-")
-        output = os.path.join(tmpdir, "predictions.parquet")
-    from deepspark.cli.output import write_results
-
-    write_results(result, output)
-    written = spark.read.format("parquet" if tmpdir else _fmt(output)).load(output)
-    if _fmt(output) == "csv" and not tmpdir:
-        written = spark.read.option("header", "true").csv(output)
-    elapsed = time.time() - started
-
-    summary = written.agg(
-        F.count(F.lit(1)).alias("rows"), F.count("error").alias("errors")
-    ).first()
-    if args.show and not args.quiet:
-        _print_table(out, written.orderBy("path").limit(args.show).collect(), args.top_k)
-    if not args.quiet:
-        rows, errors = summary["rows"], summary["errors"]
-        out.print(
-            f"{rows} files, {rows - errors} classified, {errors} errors, "
-            f"{elapsed:.1f}s ({rows / max(elapsed, 1e-9):.1f} files/s)"
-            + (f" -> {args.output}" if args.output else "")
-        )
-    if tmpdir:
-        shutil.rmtree(tmpdir, ignore_errors=True)
-    return EXIT_OK
-
-
-def _fmt(path: str) -> str:
-    from deepspark.cli.output import output_format
-
-    return output_format(path)
-
-
 def _print_table(console: Any, rows: list[Any], top_k: int) -> None:
-    import json
-
     from rich.table import Table
 
     table = Table(show_lines=True)

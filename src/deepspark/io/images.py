@@ -514,15 +514,18 @@ def read_images(
 
     # Non-deterministic so Spark evaluates the decode once per row even though two fields
     # of its result are selected.
-    if all(local_path(p) is not None for p in ([path] if isinstance(path, str) else path)):
-        # Local files are read here, not by Spark's scan: a file that cannot be read
-        # (permission denied, deleted since listing) fails its row instead of the job,
-        # and contents are never shuffled.
-        udf = arrow_udf(read_and_decode, out_type, ArrowUDFType.SCALAR).asNondeterministic()
-        decoded = files.select(F.col("path"), udf("path").alias("_decoded"))
-    else:
-        udf = arrow_udf(decode, out_type, ArrowUDFType.SCALAR).asNondeterministic()
-        decoded = files.select(F.col("path"), udf("path", "content").alias("_decoded"))
+    local = all(local_path(p) is not None for p in ([path] if isinstance(path, str) else path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "prefer type hints"
+        if local:
+            # Local files are read here, not by Spark's scan: a file that cannot be read
+            # (permission denied, deleted since listing) fails its row instead of the
+            # job, and contents are never shuffled.
+            udf = arrow_udf(read_and_decode, out_type, ArrowUDFType.SCALAR).asNondeterministic()
+        else:
+            udf = arrow_udf(decode, out_type, ArrowUDFType.SCALAR).asNondeterministic()
+    inputs = ["path"] if local else ["path", "content"]
+    decoded = files.select(F.col("path"), udf(*inputs).alias("_decoded"))
     columns = [F.col("_decoded.image").alias("image"), F.col("_decoded.error").alias("error")]
     if label_from_dir:
         columns.append(F.element_at(F.split(F.col("path"), "/"), -2).alias("label"))

@@ -38,13 +38,20 @@ def image_input_kind(df: DataFrame, column: str) -> str:
     )
 
 
-def task_udf(run: Any, result_type: DataType) -> Any:
-    """An iterator Arrow UDF returning struct<result, error> that calls ``run(arrays)``."""
+def task_udf(run: Any, result_type: DataType, wrap_error: bool = True) -> Any:
+    """An iterator Arrow UDF returning struct<result, error> that calls ``run(arrays)``.
+
+    With ``wrap_error=False`` the UDF returns ``result_type`` as is (``run`` yields it).
+    """
     from pyspark.sql.functions import ArrowUDFType, arrow_udf
     from pyspark.sql.types import StringType, StructField, StructType
 
-    out_type = StructType(
-        [StructField("result", result_type, True), StructField("error", StringType(), True)]
+    out_type = (
+        StructType(
+            [StructField("result", result_type, True), StructField("error", StringType(), True)]
+        )
+        if wrap_error
+        else result_type
     )
 
     def deepspark_infer(arrays):  # type: ignore[no-untyped-def]

@@ -1,4 +1,5 @@
-"""Image transformers: :class:`DeepImagePredictor` (ImageNet-style classification)."""
+"""Image transformers: :class:`DeepImagePredictor` (ImageNet-style classification) and
+:class:`ImageModelTransformer` (any framework's image model, raw outputs)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,24 @@ from deepspark.ml.params import (
     HasBatchSize,
     HasErrorCol,
     HasImagePreprocessing,
+    HasModelLoading,
     HasModelSource,
     HasNumThreads,
+    model_param_value,
 )
 
-__all__ = ["DeepImagePredictor"]
+__all__ = ["DeepImagePredictor", "ImageModelTransformer"]
+
+
+def _labels_value(labels: Any) -> Any:
+    """``labels`` may be a list or the path of a labels file (one per line, or JSON)."""
+    import os
+
+    if isinstance(labels, (str, os.PathLike)):
+        from deepspark.models.labels import load_labels
+
+        return ["\t".join(pair) for pair in load_labels(os.fspath(labels)) or ()]
+    return labels
 
 
 class DeepImagePredictor(
@@ -32,6 +46,7 @@ class DeepImagePredictor(
     HasBatchSize,
     HasNumThreads,
     HasModelSource,
+    HasModelLoading,
     HasImagePreprocessing,
     DefaultParamsReadable,
     DefaultParamsWritable,
@@ -55,10 +70,14 @@ class DeepImagePredictor(
     modelName : str, default "efficientnet_lite0"
         A named model (``deepspark models`` lists them).
     model : str, optional
-        Path of your own classifier (used instead of ``modelName``) with
+        Your own classifier, of any framework (a path as for
+        :func:`deepspark.load_model`, or a live ``nn.Module``/``keras.Model`` which is
+        written to a file on the driver), used instead of ``modelName``, with
         ``labels`` and the preprocessing Params (``inputSize``, ``mean``, ``std``...).
-    labels : list of str, optional
-        Class names of ``model`` in output order.
+    labels : list of str or path, optional
+        Class names of ``model`` in output order, or a file of them (one per line).
+    engine : {"auto", "native", "onnxruntime"}, default "auto"
+    trustPickle : bool, default False
     topK : int, default 5
     batchSize : int, default 64
     errorCol : str, default "error"
@@ -118,6 +137,8 @@ class DeepImagePredictor(
         mean: list[float] | None = None,
         std: list[float] | None = None,
         fastDecode: bool = False,
+        engine: str = "auto",
+        trustPickle: bool = False,
     ) -> None:
         super().__init__()
         self._setDefault(
@@ -127,13 +148,12 @@ class DeepImagePredictor(
             topK=5,
             applySoftmax=True,
         )
-        kwargs = {k: v for k, v in self._input_kwargs.items() if v is not None}
-        self._set(**kwargs)
+        self._set(**_coerce(self, self._input_kwargs))
 
     @keyword_only
     def setParams(self, **kwargs: Any) -> DeepImagePredictor:
         """Set any of the constructor's Params."""
-        return self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
+        return self._set(**_coerce(self, self._input_kwargs))
 
     def getTopK(self) -> int:
         value = self.getOrDefault(self.topK)
@@ -145,13 +165,12 @@ class DeepImagePredictor(
         return self._set(topK=value)
 
     # ------------------------------------------------------------------ driver side
-    def _build_task(self, df: DataFrame) -> Any:
+    def _build_task(self, spark: Any, kind: str) -> Any:
         from deepspark.models.resolve import resolve_image_model
         from deepspark.runtime.engine import ImageModelTask
 
-        kind = image_input_kind(df, self.getInputCol())
         resolved = resolve_image_model(
-            df.sparkSession,
+            spark,
             model_name=self.getModelName(),
             model=self.getModel(),
             framework=self.getFramework(),
@@ -161,6 +180,8 @@ class DeepImagePredictor(
                 self.getOrDefault(self.outputName) if self.isDefined(self.outputName) else None
             ),
             role="logits",
+            engine=self.getEngine(),
+            trust_pickle=self.getTrustPickle(),
         )
         return ImageModelTask(
             model=resolved.ref,
@@ -177,7 +198,8 @@ class DeepImagePredictor(
         )
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
-        task = self._build_task(dataset)
+        kind = image_input_kind(dataset, self.getInputCol())
+        task = self._build_task(dataset.sparkSession, kind)
         return apply_task(
             dataset,
             self.getInputCol(),
@@ -185,4 +207,185 @@ class DeepImagePredictor(
             self.getErrorCol(),
             task.run,
             task.result_spark_type(),
+        )
+
+
+def _coerce(params: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Drop None values; a live model object becomes a file path, a labels file a list."""
+    out = {k: v for k, v in kwargs.items() if v is not None}
+    if "labels" in out:
+        out["labels"] = _labels_value(out["labels"])
+    if "model" in out and not isinstance(out["model"], str):
+        # The preprocessing Params fix the input shape a live model is exported with.
+        probe = params.copy()
+        probe._set(**{k: v for k, v in out.items() if k != "model" and probe.hasParam(k)})
+        out["model"] = model_param_value(
+            out["model"],
+            engine=out.get("engine", "auto"),
+            input_shapes=[probe._user_preprocess().input_shape()],
+        )
+    return out
+
+
+class ImageModelTransformer(
+    Transformer,
+    HasInputCol,
+    HasOutputCol,
+    HasErrorCol,
+    HasBatchSize,
+    HasNumThreads,
+    HasModelSource,
+    HasModelLoading,
+    HasImagePreprocessing,
+    DefaultParamsReadable,
+    DefaultParamsWritable,
+):
+    """Apply any image model (Keras, TensorFlow, PyTorch, ONNX, Caffe) to an image column.
+
+    What sparkdl's ``KerasImageFileTransformer``/``TFImageTransformer`` did, for every
+    framework. The input column holds Spark image structs, encoded file bytes or file
+    paths (bytes and paths are decoded on the executors). Images are resized to
+    ``inputSize``, put in ``channelOrder``, scaled ``(x * scale - mean) / std`` and laid
+    out as ``layout``; the model's ``outputName`` output becomes the output column.
+    Rows that cannot be read get a null output and a reason in ``errorCol``.
+
+    Parameters
+    ----------
+    inputCol : str, default "image"
+    outputCol : str, default "output"
+    model : str or live model
+        A model path as for :func:`deepspark.load_model` (``.keras``, ``.h5``,
+        SavedModel folder, ``.pt``, ``.pt2``, ``.onnx``, ``.caffemodel`` with its
+        ``.prototxt``), or a ``torch.nn.Module``/``keras.Model`` written to a file here.
+    framework : str, optional
+        Detected from the file when empty.
+    inputSize : [height, width], default [224, 224]
+    channelOrder : {"RGB", "BGR", "L"}, default "RGB"
+    layout : {"NCHW", "NHWC"}, default "NCHW"
+    scale : float, default 1/255
+    mean, std : list of float, default [0, 0, 0] and [1, 1, 1]
+    outputName : str, optional
+        Which model output to return (default: the first).
+    outputMode : {"array", "vector", "probabilities"}, default "array"
+        ``array`` gives ``array<float>`` (the output flattened per row), ``vector`` a
+        ``pyspark.ml.linalg.DenseVector`` (for Spark ML estimators), ``probabilities``
+        the softmax of the output (unless it already is a distribution).
+    engine : {"auto", "native", "onnxruntime"}, default "auto"
+    trustPickle : bool, default False
+    batchSize : int, default 64
+    errorCol : str, default "error"
+    numThreads : int, default 0
+
+    Examples
+    --------
+    >>> t = deepspark.ImageModelTransformer(                       # doctest: +SKIP
+    ...     model="classifier.keras", layout="NHWC", inputSize=[64, 64], outputMode="vector")
+    >>> t.transform(deepspark.read_images(spark, "photos/")).select("output").show()  # doctest: +SKIP
+    """
+
+    outputName: Param[str] = Param(
+        Params._dummy(),
+        "outputName",
+        "model output to return (default: the first output)",
+        typeConverter=TypeConverters.toString,
+    )
+    outputMode: Param[str] = Param(
+        Params._dummy(),
+        "outputMode",
+        "array (array<float>), vector (ml DenseVector) or probabilities (softmax)",
+        typeConverter=TypeConverters.toString,
+    )
+
+    @keyword_only
+    def __init__(
+        self,
+        *,
+        inputCol: str = "image",
+        outputCol: str = "output",
+        model: Any = None,
+        framework: str = "",
+        inputSize: list[int] | None = None,
+        channelOrder: str = "RGB",
+        layout: str = "NCHW",
+        scale: float = 1 / 255,
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
+        outputName: str | None = None,
+        outputMode: str = "array",
+        engine: str = "auto",
+        trustPickle: bool = False,
+        batchSize: int = 64,
+        errorCol: str = "error",
+        numThreads: int = 0,
+        fastDecode: bool = False,
+    ) -> None:
+        super().__init__()
+        self._setDefault(inputCol="image", outputCol="output", outputMode="array")
+        self._set(**_coerce(self, self._input_kwargs))
+
+    @keyword_only
+    def setParams(self, **kwargs: Any) -> ImageModelTransformer:
+        """Set any of the constructor's Params."""
+        return self._set(**_coerce(self, self._input_kwargs))
+
+    def getOutputMode(self) -> str:
+        mode = self.getOrDefault(self.outputMode).lower()
+        if mode not in ("array", "vector", "probabilities"):
+            raise InvalidParameterError(
+                f"outputMode must be array, vector or probabilities, got {mode!r}"
+            )
+        return mode
+
+    def _build_task(self, spark: Any, kind: str) -> Any:
+        from deepspark.models.resolve import resolve_image_model
+        from deepspark.runtime.engine import ImageModelTask
+
+        if not self.getModel():
+            raise InvalidParameterError(
+                "ImageModelTransformer needs model=<path of a model file or folder> "
+                "(or DeepImagePredictor for the named pretrained models)"
+            )
+        mode = self.getOutputMode()
+        resolved = resolve_image_model(
+            spark,
+            model_name=None,
+            model=self.getModel(),
+            framework=self.getFramework(),
+            labels=None,
+            preprocess=self._user_preprocess(),
+            output_name=(
+                self.getOrDefault(self.outputName) if self.isDefined(self.outputName) else None
+            ),
+            role="logits",
+            engine=self.getEngine(),
+            trust_pickle=self.getTrustPickle(),
+        )
+        return ImageModelTask(
+            model=resolved.ref,
+            preprocess=resolved.preprocess,
+            input_kind=kind,
+            input_name=resolved.input_name,
+            output_name=resolved.output_name,
+            mode=mode,
+            apply_softmax=mode == "probabilities",
+            batch_size=self.getBatchSize(),
+            threads=self.getNumThreads(),
+        )
+
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        kind = image_input_kind(dataset, self.getInputCol())
+        task = self._build_task(dataset.sparkSession, kind)
+        to_vector = None
+        if self.getOutputMode() == "vector":
+            from pyspark.ml.functions import array_to_vector
+
+            to_vector = array_to_vector
+        return apply_task(
+            dataset,
+            self.getInputCol(),
+            self.getOutputCol(),
+            self.getErrorCol(),
+            task.run,
+            task.result_spark_type(),
+            result_expr=to_vector,
         )

@@ -14,6 +14,8 @@ __all__ = [
     "HasNumThreads",
     "HasModelSource",
     "HasImagePreprocessing",
+    "HasModelLoading",
+    "model_param_value",
 ]
 
 
@@ -180,3 +182,54 @@ class HasImagePreprocessing(Params):
             std=tuple(self.getOrDefault(self.std)),
             fast_decode=bool(self.getOrDefault(self.fastDecode)),
         )
+
+
+class HasModelLoading(Params):
+    """``engine`` (auto/native/onnxruntime) and ``trustPickle`` for a user's model file."""
+
+    engine: Param[str] = Param(
+        Params._dummy(),
+        "engine",
+        "auto (ONNX Runtime when the model converts and matches the native output), native "
+        "or onnxruntime",
+        typeConverter=TypeConverters.toString,
+    )
+    trustPickle: Param[bool] = Param(
+        Params._dummy(),
+        "trustPickle",
+        "allow model files whose loading runs pickled Python code (torch.save modules, "
+        "Keras Lambda layers); only for files you trust",
+        typeConverter=TypeConverters.toBoolean,
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._setDefault(engine="auto", trustPickle=False)
+
+    def getEngine(self) -> str:
+        value = self.getOrDefault(self.engine).lower()
+        if value not in ("auto", "native", "onnxruntime"):
+            raise InvalidParameterError(
+                f"engine must be auto, native or onnxruntime, got {value!r}"
+            )
+        return value
+
+    def getTrustPickle(self) -> bool:
+        return bool(self.getOrDefault(self.trustPickle))
+
+
+def model_param_value(model: Any, **prepare_options: Any) -> Any:
+    """A transformer's ``model`` argument as a path: live models are written to a file.
+
+    A ``torch.nn.Module``, ``keras.Model`` or :class:`~deepspark.models.base.Model` is
+    exported on the driver (see :func:`deepspark.load_model`); the transformer keeps
+    only the file's path, so it stays picklable and persistable.
+    """
+    import os
+
+    if model is None or isinstance(model, (str, os.PathLike)):
+        return None if model is None else os.fspath(model)
+    from deepspark.models.api import prepare_model
+
+    spec, _ = prepare_model(model, **prepare_options)
+    return str(spec.path)

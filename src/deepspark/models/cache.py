@@ -23,7 +23,15 @@ from deepspark.errors import ModelLoadError, ModelNotFoundError
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark import SparkContext
 
-__all__ = ["cache_dir", "file_sha256", "ShippedFile", "ship_file", "worker_cached"]
+__all__ = [
+    "cache_dir",
+    "file_sha256",
+    "path_sha256",
+    "bundle_files",
+    "ShippedFile",
+    "ship_file",
+    "worker_cached",
+]
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -64,6 +72,45 @@ def file_sha256(path: str | Path) -> str:
     return _HASHES[key]
 
 
+def path_sha256(path: str | Path) -> str:
+    """SHA-256 of a file, or of a folder's relative paths and file contents (sorted).
+
+    A folder model (TensorFlow SavedModel, a Caffe pair bundle) is keyed by everything
+    in it, so editing any file gives a new hash and a fresh copy on the executors.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return file_sha256(path)
+    digest = hashlib.sha256()
+    for child in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(child.relative_to(path).as_posix().encode() + b"\0")
+        digest.update(file_sha256(child).encode())
+    return digest.hexdigest()
+
+
+def bundle_files(files: dict[str, str | Path], kind: str) -> Path:
+    """Stage several files that make one model (e.g. Caffe's prototxt + caffemodel) in one
+    folder named by their content hash, so they are shipped and cached together.
+
+    >>> folder = bundle_files({"deploy.prototxt": p, "weights.caffemodel": w}, "caffe")  # doctest: +SKIP
+    """
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + file_sha256(files[name]).encode())
+    target = cache_dir("bundles") / f"{kind}-{digest.hexdigest()[:16]}"
+    if not target.is_dir():
+        tmp = target.with_name(target.name + f".{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for name, src in files.items():
+            shutil.copyfile(src, tmp / name)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process staged the same bundle first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 @dataclass(frozen=True)
 class ShippedFile:
     """A file made available to every executor; small and picklable.
@@ -89,11 +136,11 @@ class ShippedFile:
             from pyspark import SparkFiles
 
             candidate = SparkFiles.get(self.name)
-            if os.path.isfile(candidate):
+            if os.path.exists(candidate):
                 return candidate
         except Exception:  # noqa: BLE001 - no SparkFiles outside a Spark process
             pass
-        if os.path.isfile(self.driver_path):
+        if os.path.exists(self.driver_path):
             return self.driver_path
         raise ModelNotFoundError(
             f"model file {self.name} is not available on this executor; it is shipped with "
@@ -103,13 +150,25 @@ class ShippedFile:
 
 
 _SHIPPED: dict[tuple[int, str, str], ShippedFile] = {}
+
+
+def _link_or_copy(src: str, dst: str) -> str:
+    """Hard-link (no copy of big weights) when on the same filesystem, else copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+    return dst
+
+
 _SHIP_LOCK = threading.Lock()
 
 
 def ship_file(sc: SparkContext, path: str | Path) -> ShippedFile:
-    """Register ``path`` with ``sc.addFile`` once per content hash and SparkContext."""
+    """Register ``path`` (a file or a folder) with ``sc.addFile`` once per content hash
+    and SparkContext; folders are shipped recursively."""
     path = Path(path)
-    sha = file_sha256(path)
+    sha = path_sha256(path)
     name = f"{sha[:16]}-{path.name}"
     # id() alone is not enough: a new SparkContext may reuse a stopped one's id, and its
     # executors would then never get the file.
@@ -122,13 +181,17 @@ def ship_file(sc: SparkContext, path: str | Path) -> ShippedFile:
             # addFile keys files by base name: stage under a name that holds the hash.
             staged = cache_dir("shipped") / name
             if not staged.exists():
-                tmp = staged.with_suffix(staged.suffix + f".{os.getpid()}.tmp")
+                tmp = staged.with_name(staged.name + f".{os.getpid()}.tmp")
+                if path.is_dir():
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    shutil.copytree(path, tmp, copy_function=_link_or_copy)
+                else:
+                    _link_or_copy(str(path), str(tmp))
                 try:
-                    os.link(path, tmp)
-                except OSError:
-                    shutil.copyfile(path, tmp)
-                os.replace(tmp, staged)
-        sc.addFile(str(staged))
+                    os.replace(tmp, staged)
+                except OSError:  # a concurrent driver staged the same content first
+                    shutil.rmtree(tmp, ignore_errors=True)
+        sc.addFile(str(staged), recursive=staged.is_dir())
         shipped = ShippedFile(sha256=sha, name=name, driver_path=str(staged))
         _SHIPPED[key] = shipped
         log.debug("shipped %s to executors as %s", path, name)

@@ -17,8 +17,57 @@ def _load_onnx(path: str, threads: int | None, providers: list[str] | None, **_:
     return OnnxModel(path, threads=threads, providers=providers)
 
 
-#: framework name -> loader(path, threads, providers, **options) -> Model
-BACKENDS: dict[str, Any] = {"onnx": _load_onnx}
+def _load_torchscript(
+    path: str, threads: int | None, providers: list[str] | None, **options: Any
+) -> Model:
+    from deepspark.models.torch import TorchScriptModel
+
+    return TorchScriptModel(path, threads=threads, input_shapes=options.get("input_shapes"))
+
+
+def _load_torch_export(path: str, threads: int | None, providers: list[str] | None, **_: Any) -> Model:
+    from deepspark.models.torch import TorchExportModel
+
+    return TorchExportModel(path, threads=threads)
+
+
+def _load_keras(path: str, threads: int | None, providers: list[str] | None, **options: Any) -> Model:
+    from deepspark.models.keras import KerasModel
+
+    return KerasModel(
+        path,
+        threads=threads,
+        custom_objects=dict(options.get("custom_objects") or ()),
+        trust_pickle=bool(options.get("trust_pickle", False)),
+    )
+
+
+def _load_tensorflow(
+    path: str, threads: int | None, providers: list[str] | None, **options: Any
+) -> Model:
+    from deepspark.models.tensorflow import SavedModelModel
+
+    return SavedModelModel(
+        path, threads=threads, signature=options.get("signature") or "serving_default"
+    )
+
+
+def _load_caffe(path: str, threads: int | None, providers: list[str] | None, **_: Any) -> Model:
+    from deepspark.models.caffe import CaffeModel
+
+    return CaffeModel(path, threads=threads)
+
+
+#: backend name -> loader(path, threads, providers, **options) -> Model. Backend names
+#: are finer than frameworks: PyTorch files are "torchscript" or "torch_export".
+BACKENDS: dict[str, Any] = {
+    "onnx": _load_onnx,
+    "torchscript": _load_torchscript,
+    "torch_export": _load_torch_export,
+    "keras": _load_keras,
+    "tensorflow": _load_tensorflow,
+    "caffe": _load_caffe,
+}
 
 
 @dataclass(frozen=True)

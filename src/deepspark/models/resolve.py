@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deepspark.errors import InvalidParameterError, ModelNotFoundError, SignatureError
-from deepspark.models.base import Signature
+from deepspark.errors import InvalidParameterError, SignatureError
 from deepspark.models.cache import ship_file
 from deepspark.models.labels import ClassLabel, load_labels
+from deepspark.models.base import Signature
 from deepspark.models.loader import ModelRef
 from deepspark.models.zoo import get_named_model
 from deepspark.runtime.preprocess import ImagePreprocess
@@ -22,7 +22,13 @@ from deepspark.runtime.preprocess import ImagePreprocess
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
 
-__all__ = ["ResolvedImageModel", "resolve_image_model", "detect_framework", "local_model_path"]
+__all__ = [
+    "ResolvedImageModel",
+    "resolve_image_model",
+    "detect_framework",
+    "canonical_framework",
+    "local_model_path",
+]
 
 
 @dataclass(frozen=True)
@@ -49,13 +55,77 @@ def local_model_path(model: str) -> Path:
     return Path(model).expanduser()
 
 
+#: user-facing framework names (and aliases) -> canonical name
+FRAMEWORKS = {
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
+    "torch": "torch",
+    "pytorch": "torch",
+    "torchscript": "torch",
+    "keras": "keras",
+    "tensorflow": "tensorflow",
+    "tf": "tensorflow",
+    "savedmodel": "tensorflow",
+    "caffe": "caffe",
+}
+
+_TORCH_SUFFIXES = {".pt", ".pth", ".pt2", ".ts", ".torchscript", ".jit", ".bin"}
+
+
+def canonical_framework(name: str) -> str:
+    """``"pytorch"`` -> ``"torch"`` etc.; raises on an unknown name."""
+    key = name.strip().lower()
+    if key not in FRAMEWORKS:
+        raise InvalidParameterError(
+            f"unknown framework {name!r}; use one of onnx, torch, keras, tensorflow, caffe"
+        )
+    return FRAMEWORKS[key]
+
+
 def detect_framework(path: Path) -> str:
-    """Framework of a model file from its name and content."""
+    """Framework of a model file or folder from its name, then its content.
+
+    ``.onnx`` -> onnx; ``.keras``/``.h5`` -> keras; ``.pt``/``.pth``/``.pt2``/``.ts`` ->
+    torch; ``.prototxt``/``.caffemodel`` (or a folder with both) -> caffe; a folder with
+    ``saved_model.pb`` -> tensorflow. Unknown suffixes are recognised by their first
+    bytes (HDF5 signature, zip archives of Keras or PyTorch).
+    """
+    import zipfile
+
+    if path.is_dir():
+        if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
+            return "tensorflow"
+        if any(path.glob("*.prototxt")) and any(path.glob("*.caffemodel")):
+            return "caffe"
+        raise InvalidParameterError(
+            f"cannot tell the framework of folder {path}: it is neither a TensorFlow "
+            "SavedModel (saved_model.pb) nor a Caffe model (.prototxt + .caffemodel); "
+            "pass framework="
+        )
     suffix = path.suffix.lower()
     if suffix == ".onnx":
         return "onnx"
+    if suffix in (".keras", ".h5", ".hdf5"):
+        return "keras"
+    if suffix in _TORCH_SUFFIXES:
+        return "torch"
+    if suffix in (".prototxt", ".caffemodel"):
+        return "caffe"
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+        if head.startswith(b"\x89HDF"):
+            return "keras"
+        if zipfile.is_zipfile(path):
+            names = zipfile.ZipFile(path).namelist()
+            if "config.json" in names and any(n.endswith(".weights.h5") for n in names):
+                return "keras"
+            return "torch"
+    except OSError:
+        pass
     raise InvalidParameterError(
-        f"cannot tell the framework of {path}; pass framework= (supported: onnx)"
+        f"cannot tell the framework of {path}; pass framework= (onnx, torch, keras, "
+        "tensorflow, caffe)"
     )
 
 
@@ -110,16 +180,29 @@ def resolve_image_model(
     preprocess: ImagePreprocess,
     output_name: str | None,
     role: str,
+    engine: str = "auto",
+    trust_pickle: bool = False,
 ) -> ResolvedImageModel:
-    """Resolve, validate and ship an image model; ``role`` is "logits" or "features"."""
+    """Resolve, validate and ship an image model; ``role`` is "logits" or "features".
+
+    ``model`` is a path of any supported framework (see :func:`deepspark.load_model`);
+    it is loaded here, on the driver, so a bad file fails before any task starts.
+    """
+    from deepspark.models.api import prepare_model
+
     sc = spark.sparkContext
     if model:
         path = local_model_path(model)
-        if not path.exists():
-            raise ModelNotFoundError(f"model file not found: {path}")
-        fw = (framework or detect_framework(path)).lower()
-        ref = ModelRef(fw, ship_file(sc, path))
-        loaded = ref.load(threads=1)  # on the driver: fails here, not in a task
+        # The preprocessing fixes the input shape: it lets TorchScript models (which do
+        # not record shapes) be converted to ONNX and probed.
+        model_spec, loaded = prepare_model(
+            str(path),
+            framework=framework or None,
+            engine=engine,
+            trust_pickle=trust_pickle,
+            input_shapes=[preprocess.input_shape()],
+        )
+        ref = model_spec.ship(sc)
         sig = loaded.signature
         if len(sig.inputs) != 1:
             raise SignatureError(

@@ -159,3 +159,38 @@ register(
         feature_size=1280,
     )
 )
+
+
+# --------------------------------------------------------------------------------------
+# Silero VAD (speech detection), the ONNX file inside the silero-vad package
+# --------------------------------------------------------------------------------------
+
+
+def _silero_vad_path() -> Path:
+    import importlib.util
+
+    from deepspark._deps import available
+    from deepspark.errors import MissingDependencyError
+
+    # find_spec locates the package without running its __init__, which imports torch.
+    spec = importlib.util.find_spec("silero_vad") if available("silero_vad") else None
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError("silero_vad", "audio", "The silero_vad model")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "silero_vad.onnx"
+    if not path.is_file():
+        raise ModelNotFoundError(
+            f"silero_vad.onnx not found in the silero-vad package ({path.parent}); "
+            "reinstall it with: pip install --force-reinstall 'silero-vad>=5'"
+        )
+    return path
+
+
+register(
+    NamedModel(
+        name="silero_vad",
+        description="Silero VAD v5+, voice activity detection (16 kHz, 32 ms windows)",
+        task="speech-detection",
+        package="silero-vad",
+        export=_silero_vad_path,
+    )
+)

@@ -7,10 +7,11 @@ One output row per input row; a row that fails gets a null result and an error.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from deepspark.models.loader import ModelRef
 from deepspark.runtime.preprocess import ImagePreprocess, load_pixels, to_batch
 from deepspark.runtime.threads import task_gpu, task_threads
 
-__all__ = ["ImageModelTask", "OUTPUT_MODES", "softmax", "topk_structs"]
+__all__ = ["ImageModelTask", "OUTPUT_MODES", "softmax", "topk_structs", "arrow_input_kind"]
 
 #: how a model output becomes a column value
 OUTPUT_MODES = ("topk", "array", "vector", "probabilities")
@@ -52,6 +53,22 @@ def topk_structs(
     return rows
 
 
+def _is_distribution(out: np.ndarray) -> bool:
+    """Rows already non-negative and summing to 1 (a model ending in softmax)."""
+    return bool(np.all(out >= 0) and np.allclose(out.sum(axis=1), 1.0, atol=1e-3))
+
+
+def arrow_input_kind(arrow_type: Any) -> str:
+    """"struct", "binary" or "path" from the Arrow type of an image column (SQL UDFs)."""
+    import pyarrow as pa
+
+    if pa.types.is_struct(arrow_type):
+        return "struct"
+    if pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type):
+        return "binary"
+    return "path"
+
+
 def _error_text(exc: BaseException) -> str:
     from deepspark.io.images import decode_error_reason
 
@@ -66,8 +83,10 @@ class ImageModelTask:
     ----------
     model : ModelRef
     preprocess : ImagePreprocess
-    input_kind : {"struct", "binary", "path"}
-        What the column holds: Spark image structs, encoded file bytes, or file paths.
+    input_kind : {"struct", "binary", "path", "auto"}
+        What the column holds: Spark image structs, encoded file bytes, or file paths;
+        "auto" decides from the first Arrow batch (SQL UDFs, where the column type is
+        not known when the function is registered).
     input_name, output_name : str
         Model input fed with the image tensor; output read for the result.
     mode : {"topk", "array", "vector", "probabilities"}
@@ -154,8 +173,8 @@ class ImageModelTask:
         if self.mode == "topk":
             probs = softmax(out) if self.apply_softmax else out.astype(np.float32)
             return topk_structs(probs, self.top_k, self.labels)
-        if self.mode == "probabilities":
-            out = softmax(out) if self.apply_softmax else out
+        if self.mode == "probabilities" and self.apply_softmax and not _is_distribution(out):
+            out = softmax(out)
         return list(out.astype(np.float32))
 
     def _chunk_stream(self, arrays: Iterator[Any]) -> Iterator[tuple[int, int, list[Any], bool]]:
@@ -177,6 +196,13 @@ class ImageModelTask:
         """Iterator of input Arrow arrays -> iterator of struct<result, error> arrays."""
         import pyarrow as pa
 
+        if self.input_kind == "auto":
+            first = next(arrays, None)
+            if first is None:
+                return
+            kind = arrow_input_kind(first.type)
+            yield from replace(self, input_kind=kind).run(itertools.chain([first], arrays))
+            return
         gpu = task_gpu()
         providers = (
             ["CUDAExecutionProvider", "CPUExecutionProvider"] if gpu is not None else None

@@ -1,0 +1,100 @@
+"""``register_udf``: use a deepspark transformer or model from Spark SQL."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from deepspark.errors import InvalidParameterError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import SparkSession
+
+__all__ = ["register_udf"]
+
+
+def _result_only(run: Any, pack: int | None) -> Any:
+    """Wrap a task's ``run``: pack several argument arrays into one struct, keep ``result``."""
+
+    def wrapped(arrays: Any) -> Any:
+        import pyarrow as pa
+
+        if pack is not None:
+            arrays = (
+                pa.StructArray.from_arrays(
+                    list(batch) if isinstance(batch, tuple) else [batch],
+                    names=[f"i{i}" for i in range(pack)],
+                )
+                for batch in arrays
+            )
+        for out in run(arrays):
+            yield out.field("result")
+
+    return wrapped
+
+
+def register_udf(spark: SparkSession, name: str, transformer_or_model: Any) -> Any:
+    """Register a deepspark transformer or model as a Spark SQL function.
+
+    Parameters
+    ----------
+    spark : SparkSession
+    name : str
+        The SQL function name.
+    transformer_or_model : ImageModelTransformer, DeepImagePredictor, ModelTransformer,
+        Model or str
+        An image transformer gives ``name(image)`` (an image struct, file bytes or a
+        path column); a :class:`ModelTransformer`, a model from
+        :func:`deepspark.load_model` or a model path gives ``name(col1, col2, ...)``, one
+        argument per model input, returning the output (a struct of outputs when the
+        model has several). Rows that cannot be used give null.
+
+    Returns
+    -------
+    The registered UDF, also usable in the DataFrame API.
+
+    Examples
+    --------
+    >>> deepspark.register_udf(spark, "classify", deepspark.DeepImagePredictor())  # doctest: +SKIP
+    >>> spark.sql("SELECT path, classify(content) FROM files").show()             # doctest: +SKIP
+    """
+    from pyspark.sql.types import StructType
+
+    from deepspark.ml._apply import task_udf
+    from deepspark.ml.image import DeepImagePredictor, ImageModelTransformer
+    from deepspark.ml.tensor import ModelTransformer, tensor_task
+    from deepspark.models.api import prepare_model
+    from deepspark.models.base import Model
+
+    if not name.isidentifier():
+        raise InvalidParameterError(f"SQL function name must be an identifier, got {name!r}")
+    obj = transformer_or_model
+    if isinstance(obj, (ImageModelTransformer, DeepImagePredictor)):
+        task = obj._build_task(spark, "auto")
+        spark_type, pack = task.result_spark_type(), None
+    else:
+        if isinstance(obj, ModelTransformer):
+            task, _, _ = obj._build_task(spark)
+        elif isinstance(obj, (Model, str)):
+            spec, model = prepare_model(obj)
+            sig = model.signature
+            outs = sig.output_names or ["output"]
+            task = tensor_task(spark, spec, model, sig.input_names, outs)
+        else:
+            raise InvalidParameterError(
+                f"register_udf takes an ImageModelTransformer, DeepImagePredictor, "
+                f"ModelTransformer, a deepspark Model or a model path, not {type(obj).__name__}"
+            )
+        spark_type, pack = task.result_spark_type(), len(task.input_names)
+    run = _result_only(task.run, pack)
+    if pack is not None and isinstance(spark_type, StructType) and len(spark_type.fields) == 1:
+        # One output: return it directly rather than a one-field struct.
+        inner = run
+        field = spark_type.fields[0]
+
+        def run(arrays: Any) -> Any:  # type: ignore[no-redef]
+            for out in inner(arrays):
+                yield out.field(0)
+
+        spark_type = field.dataType
+    udf = task_udf(run, spark_type, wrap_error=False)
+    return spark.udf.register(name, udf)

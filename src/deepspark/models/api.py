@@ -1,0 +1,455 @@
+"""``deepspark.load_model``: any framework's model behind one interface, checked on the driver.
+
+:func:`prepare_model` turns a source (a path, a Caffe pair, a live ``nn.Module`` or Keras
+model) into a :class:`ModelSpec` -- a file or folder plus the backend that loads it --
+and the loaded :class:`~deepspark.models.base.Model`. Transformers ship the spec's file
+to executors; nothing live is pickled.
+
+``engine="auto"`` converts PyTorch models (and TensorFlow/Keras ones when ``tf2onnx``
+is installed) to ONNX and keeps the conversion only when its outputs match the native
+framework's on a probe batch (max abs diff <= 1e-4); ONNX Runtime is usually the
+fastest CPU engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from deepspark._deps import available
+from deepspark._logging import get_logger
+from deepspark.errors import (
+    InvalidParameterError,
+    ModelError,
+    ModelLoadError,
+    ModelNotFoundError,
+)
+from deepspark.models.base import Model
+from deepspark.models.cache import bundle_files, cache_dir, path_sha256, ship_file
+from deepspark.models.loader import BACKENDS, ModelRef
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark import SparkContext
+
+__all__ = ["ModelSpec", "load_model", "prepare_model", "ENGINES", "PROBE_TOLERANCE"]
+
+log = get_logger(__name__)
+
+ENGINES = ("auto", "native", "onnxruntime")
+#: largest max-abs difference between native and ONNX Runtime outputs accepted by "auto"
+PROBE_TOLERANCE = 1e-4
+
+Shapes = tuple[tuple[int, ...], ...]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model as a file (or folder) plus the backend that loads it; driver side.
+
+    Attributes
+    ----------
+    backend : str
+        Key of :data:`deepspark.models.loader.BACKENDS` (``"onnx"``, ``"torchscript"``,
+        ``"torch_export"``, ``"keras"``, ``"tensorflow"``, ``"caffe"``).
+    path : Path
+    options : tuple of (name, value)
+        Backend options (hashable), e.g. ``(("signature", "serving_default"),)``.
+    """
+
+    backend: str
+    path: Path
+    options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+
+    def load(self, threads: int | None = None) -> Model:
+        """Load the model in this process (not cached)."""
+        model = BACKENDS[self.backend](str(self.path), threads, None, **dict(self.options))
+        model.spec = self  # type: ignore[attr-defined]
+        return model
+
+    def ship(self, sc: SparkContext) -> ModelRef:
+        """Register the file with Spark once; the picklable reference executors load."""
+        return ModelRef(self.backend, ship_file(sc, self.path), self.options)
+
+
+# ------------------------------------------------------------------------ helpers
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), _hashable(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_hashable(v) for v in value)
+    return value
+
+
+def _norm_shapes(shapes: Any) -> Shapes | None:
+    """``[[-1, 3, 8, 8]]`` or ``(-1, 3, 8, 8)`` -> ``((-1, 3, 8, 8),)``."""
+    if shapes is None:
+        return None
+    shapes = list(shapes)
+    if shapes and all(isinstance(d, (int, np.integer)) for d in shapes):
+        shapes = [shapes]
+    return tuple(tuple(int(d) for d in s) for s in shapes)
+
+
+def _is_torch_module(obj: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.nn.Module)
+
+
+def _is_keras_model(obj: Any) -> bool:
+    keras = sys.modules.get("keras")
+    return keras is not None and isinstance(obj, keras.Model)
+
+
+def _check_file(path: Path) -> None:
+    """Missing / empty / unreadable model files fail here with the file and the reason."""
+    if not path.exists():
+        raise ModelNotFoundError(f"model file not found: {path}")
+    if path.is_dir():
+        return
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read model file {path}: {exc.strerror}") from None
+    if size == 0:
+        raise ModelLoadError(f"model file {path} is empty (0 bytes); was the copy interrupted?")
+
+
+def _content_name(path: Path, suffix: str) -> Path:
+    """Move a freshly exported file to ``<sha16><suffix>`` next to it (cache by content)."""
+    target = path.with_name(path_sha256(path)[:16] + suffix)
+    os.replace(path, target)
+    return target
+
+
+def _first_line(exc: BaseException) -> str:
+    """Exporters put whole graphs in their messages: keep the first line."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _input_names(module: Any, count: int | None) -> list[str]:
+    try:
+        params = [
+            p.name
+            for p in inspect.signature(module.forward).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+    except (TypeError, ValueError):
+        params = []
+    n = count if count is not None else len(params)
+    return params[:n] if len(params) >= n else [f"input_{i}" for i in range(n)]
+
+
+# ------------------------------------------------------------------ conversions
+
+
+def _export_torch_module(module: Any, shapes: Shapes | None, engine: str) -> ModelSpec:
+    """A live nn.Module -> an ONNX (engine auto/onnxruntime) or TorchScript file."""
+    from deepspark.models.torch import export_module
+
+    if not shapes:
+        raise InvalidParameterError(
+            "a PyTorch nn.Module is exported to a file on the driver and needs its input "
+            "shapes: pass input_shapes=[(-1, 3, 224, 224)] (-1 for the batch)"
+        )
+    names = _input_names(module, len(shapes))
+    out_dir = cache_dir("exported")
+    if engine != "native":
+        try:
+            tmp = export_module(module, out_dir / f"{os.getpid()}.onnx", names, shapes, "onnx")
+            onnx = ModelSpec("onnx", _content_name(tmp, ".onnx"))
+            if engine == "onnxruntime" or _outputs_match(_TorchCallable(module, names), onnx, shapes):
+                return onnx
+            log.info("ONNX export of the nn.Module differs from PyTorch; using TorchScript")
+        except ModelError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the exporter raises many types
+            if engine == "onnxruntime":
+                raise ModelLoadError(
+                    f"cannot export the nn.Module to ONNX: {_first_line(exc)}"
+                ) from exc
+            log.info("nn.Module does not export to ONNX (%s); using TorchScript", _first_line(exc))
+    tmp = export_module(module, out_dir / f"{os.getpid()}.pt", names, shapes, "torchscript")
+    return ModelSpec("torchscript", _content_name(tmp, ".pt"), (("input_shapes", shapes),))
+
+
+class _TorchCallable(Model):
+    """A live nn.Module as a Model, only to compare outputs with an export."""
+
+    framework = "torch"
+
+    def __init__(self, module: Any, names: Sequence[str]) -> None:
+        from deepspark.models.base import Signature, TensorSpec
+
+        self._module = module
+        self._sig = Signature(tuple(TensorSpec(n, "float32", ()) for n in names))
+
+    @property
+    def signature(self) -> Any:
+        return self._sig
+
+    def predict(self, inputs: Any) -> dict[str, np.ndarray]:
+        import torch
+
+        from deepspark.models.torch import flatten_outputs, output_names
+
+        args = [torch.from_numpy(np.asarray(inputs[n])) for n in self._sig.input_names]
+        with torch.inference_mode():
+            out = flatten_outputs(self._module(*args))
+        return {n: t.numpy() for n, t in zip(output_names(len(out)), out)}
+
+
+def _probe_inputs(model: Model, shapes: Shapes | None) -> dict[str, np.ndarray] | None:
+    """A deterministic 2-row batch for every input, or None when a shape is unknown."""
+    rng = np.random.default_rng(1234)
+    batch: dict[str, np.ndarray] = {}
+    specs = model.signature.inputs
+    for i, spec in enumerate(specs):
+        shape = shapes[i] if shapes and i < len(shapes) else spec.shape
+        if not shape or any(d < 0 for d in shape[1:]):
+            return None
+        dims = (2, *shape[1:])
+        dtype = spec.dtype if spec.dtype not in ("", "str") else "float32"
+        batch[spec.name] = (
+            rng.random(dims).astype(dtype) if "float" in dtype else np.zeros(dims, dtype)
+        )
+    return batch
+
+
+def _outputs_match(native: Model, converted: ModelSpec, shapes: Shapes | None) -> bool:
+    """Whether the converted model gives the native outputs (<= PROBE_TOLERANCE)."""
+    onnx = converted.load(threads=1)
+    feed = _probe_inputs(onnx, shapes)
+    if feed is None:
+        return False
+    ref = native.predict(feed)
+    got = onnx.predict(feed)
+    for name, want in ref.items():
+        have = got.get(name)
+        if have is None or np.shape(have) != np.shape(want):
+            return False
+        diff = float(np.max(np.abs(np.asarray(have, np.float64) - np.asarray(want, np.float64))))
+        if not diff <= PROBE_TOLERANCE:
+            log.info("ONNX conversion differs from the native model by %g on %s", diff, name)
+            return False
+    return True
+
+
+def _to_onnx(spec: ModelSpec, native: Model, shapes: Shapes | None) -> ModelSpec | None:
+    """Convert a loaded native model to ONNX; None when it cannot be converted."""
+    target = cache_dir("converted") / (
+        f"{path_sha256(spec.path)[:16]}-"
+        f"{hashlib.sha256(repr((spec.options, shapes)).encode()).hexdigest()[:8]}.onnx"
+    )
+    if not target.is_file():
+        if spec.backend in ("torchscript", "torch_export"):
+            from deepspark.models.torch import export_module
+
+            io_shapes = shapes or tuple(s.shape for s in native.signature.inputs)
+            if not io_shapes or any(not s or min(s[1:], default=1) < 0 for s in io_shapes):
+                return None  # no probe shapes: cannot export
+            module = native.module  # type: ignore[attr-defined]
+            if spec.backend == "torch_export":
+                import torch
+
+                # The legacy exporter cannot take an unlifted GraphModule: trace it first.
+                args = [torch.zeros((1, *s[1:])) for s in io_shapes]
+                module = torch.jit.trace(module, tuple(args), check_trace=False)
+            export_module(
+                module,
+                target,
+                native.signature.input_names,
+                io_shapes,
+                "onnx",
+                [s.dtype for s in native.signature.inputs],
+            )
+        elif spec.backend in ("keras", "tensorflow") and available("tf2onnx"):
+            import tf2onnx
+
+            if spec.backend == "keras":
+                tf2onnx.convert.from_keras(native.keras_model, output_path=str(target))  # type: ignore[attr-defined]
+            else:
+                tf2onnx.convert.from_saved_model(str(spec.path), output_path=str(target))
+        else:
+            return None
+    return ModelSpec("onnx", target)
+
+
+# -------------------------------------------------------------------- resolving
+
+
+def _caffe_spec(proto_or_weights: Any, prototxt: Any = None) -> ModelSpec:
+    from deepspark.models.caffe import CAFFEMODEL, PROTOTXT, caffe_pair
+
+    proto, weights = caffe_pair(Path(proto_or_weights), prototxt)
+    for f in (proto, weights):
+        _check_file(f)
+    return ModelSpec("caffe", bundle_files({PROTOTXT: proto, CAFFEMODEL: weights}, "caffe"))
+
+
+def _file_spec(
+    path: Path, framework: str, options: dict[str, Any], shapes: Shapes | None, trust: bool
+) -> tuple[ModelSpec | None, Any]:
+    """(spec, live module to export) for a model file or folder."""
+    from deepspark.models.resolve import canonical_framework, detect_framework
+
+    fw = canonical_framework(framework) if framework else detect_framework(path)
+    if fw == "onnx":
+        return ModelSpec("onnx", path), None
+    if fw == "caffe":
+        return _caffe_spec(path, options.pop("prototxt", None)), None
+    if fw == "tensorflow":
+        sig = str(options.pop("signature", "serving_default"))
+        return ModelSpec("tensorflow", path, (("signature", sig),)), None
+    if fw == "keras":
+        opts: list[tuple[str, Any]] = []
+        if options.get("custom_objects"):
+            opts.append(("custom_objects", _hashable(options.pop("custom_objects"))))
+        if trust:
+            opts.append(("trust_pickle", True))
+        return ModelSpec("keras", path, tuple(opts)), None
+    # PyTorch: what the file holds decides the backend.
+    from deepspark.models.torch import check_weights_only, load_pickled_module, torch_file_kind
+
+    kind = torch_file_kind(path)
+    if kind == "torchscript":
+        return ModelSpec("torchscript", path, (("input_shapes", shapes),) if shapes else ()), None
+    if kind == "export":
+        return ModelSpec("torch_export", path), None
+    if not trust:
+        check_weights_only(path)  # raises: UnsafeModelError, or "only weights"
+    return None, load_pickled_module(path, trust_pickle=True)
+
+
+def prepare_model(
+    source: Any,
+    *,
+    framework: str | None = None,
+    engine: str = "auto",
+    trust_pickle: bool = False,
+    input_shapes: Any = None,
+    **options: Any,
+) -> tuple[ModelSpec, Model]:
+    """Resolve ``source`` on the driver: the spec to ship and the loaded model.
+
+    Raises deepspark errors for missing/truncated/unreadable files, unsafe pickles and
+    unknown frameworks, before any Spark task starts. See :func:`load_model`.
+    """
+    if engine not in ENGINES:
+        raise InvalidParameterError(f"engine must be one of {ENGINES}, got {engine!r}")
+    shapes = _norm_shapes(input_shapes)
+    spec = getattr(source, "spec", None)
+    live = None
+    if isinstance(source, Model) and isinstance(spec, ModelSpec):
+        return spec, source
+    if _is_torch_module(source):
+        live = source
+    elif _is_keras_model(source):
+        from deepspark.models.keras import save_keras_model
+
+        tmp = save_keras_model(source, cache_dir("exported") / f"{os.getpid()}.keras")
+        spec = ModelSpec("keras", _content_name(tmp, ".keras"))
+    elif isinstance(source, (tuple, list)) and len(source) == 2:
+        a, b = (Path(str(x)) for x in source)
+        proto, weights = (a, b) if a.suffix.lower() == ".prototxt" else (b, a)
+        spec = _caffe_spec(weights, proto)
+    elif isinstance(source, (str, os.PathLike)):
+        from deepspark.models.resolve import local_model_path
+
+        path = local_model_path(os.fspath(source))
+        _check_file(path)
+        spec, live = _file_spec(path, framework or "", dict(options), shapes, trust_pickle)
+    else:
+        raise InvalidParameterError(
+            f"cannot load a model from a {type(source).__name__}; pass a path, a "
+            "(prototxt, caffemodel) pair, a torch.nn.Module or a keras.Model"
+        )
+    if live is not None:
+        spec = _export_torch_module(live, shapes, engine)
+    assert spec is not None
+    native = spec.load(threads=None)
+    if engine == "native" or spec.backend == "onnx":
+        return spec, native
+    try:
+        converted = _to_onnx(spec, native, shapes)
+    except Exception as exc:  # noqa: BLE001 - converters raise many types
+        if engine == "onnxruntime":
+            raise ModelLoadError(
+                f"cannot convert {spec.path} to ONNX: {_first_line(exc)}; use engine='auto' "
+                "or 'native'"
+            ) from exc
+        log.info(
+            "cannot convert %s to ONNX (%s); using %s", spec.path, _first_line(exc), spec.backend
+        )
+        converted = None
+    if converted is not None and (engine == "onnxruntime" or _outputs_match(native, converted, shapes)):
+        return converted, converted.load(threads=None)
+    if engine == "onnxruntime":
+        raise InvalidParameterError(
+            f"engine='onnxruntime' but {spec.path} ({spec.backend}) cannot be converted to "
+            "ONNX here (TensorFlow/Keras need the tf2onnx package; PyTorch needs "
+            "input_shapes); use engine='auto' or 'native'"
+        )
+    return spec, native
+
+
+def load_model(
+    source: Any,
+    *,
+    framework: str | None = None,
+    engine: str = "auto",
+    trust_pickle: bool = False,
+    **options: Any,
+) -> Model:
+    """Load a model from any supported framework, checked on the driver.
+
+    Parameters
+    ----------
+    source : str, Path, tuple, torch.nn.Module or keras.Model
+        A model file or folder (``.onnx``; ``.keras``/``.h5``; a SavedModel folder;
+        TorchScript ``.pt``; ``torch.export`` ``.pt2``; a Caffe ``.caffemodel`` with its
+        ``.prototxt`` next to it, a ``(prototxt, caffemodel)`` pair or a folder with
+        both), or a live PyTorch/Keras model (written to a file here).
+    framework : str, optional
+        ``onnx``, ``torch``, ``keras``, ``tensorflow`` or ``caffe``; detected when None.
+    engine : {"auto", "native", "onnxruntime"}
+        ``auto`` runs the model with ONNX Runtime when it converts and the converted
+        outputs match the native ones (max abs diff <= 1e-4 on a probe batch).
+    trust_pickle : bool, default False
+        Allow loading that runs pickled Python code (a ``torch.save(module)`` file, a
+        Keras ``Lambda`` layer). Only for files you trust.
+    **options
+        ``input_shapes`` (shapes with -1 for the batch; needed for ``nn.Module``
+        objects and to convert TorchScript), ``signature`` (SavedModel, default
+        ``serving_default``), ``custom_objects`` (Keras), ``prototxt`` (Caffe).
+
+    Returns
+    -------
+    Model
+        ``.signature`` and ``.predict(dict) -> dict``; ``.spec`` says which file and
+        backend executors will use.
+
+    Examples
+    --------
+    >>> m = deepspark.load_model("classifier.keras")               # doctest: +SKIP
+    >>> m.signature                                                # doctest: +SKIP
+    (image: float32[?, 64, 64, 3]) -> (logits: float32[?, 10])
+    >>> m.predict({"image": batch})["logits"].shape                # doctest: +SKIP
+    (8, 10)
+    """
+    _, model = prepare_model(
+        source, framework=framework, engine=engine, trust_pickle=trust_pickle, **options
+    )
+    return model

@@ -1,0 +1,335 @@
+"""PyTorch models: TorchScript files, ``torch.export`` programs, and live ``nn.Module``\\ s.
+
+Executors never unpickle anything: TorchScript (``torch.jit.save``) and ``torch.export``
+(``.pt2``) files hold code and weights without pickled Python objects, and a live
+``nn.Module`` is exported on the driver (to ONNX, else TorchScript) so only a file
+travels. A file written by ``torch.save(module)`` (a pickled full model) is refused
+unless ``trust_pickle=True``; then it is unpickled once on the driver and exported.
+
+Output names are ``output`` for a single tensor and ``output_0``, ``output_1``... for a
+tuple, the same whichever engine (native PyTorch or ONNX Runtime) runs the model.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+import zipfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepspark._deps import require
+from deepspark.errors import (
+    InvalidParameterError,
+    ModelLoadError,
+    ModelNotFoundError,
+    UnsafeModelError,
+)
+from deepspark.models.base import Model, Signature, TensorSpec
+
+__all__ = [
+    "TorchScriptModel",
+    "TorchExportModel",
+    "torch_file_kind",
+    "load_pickled_module",
+    "export_module",
+    "output_names",
+    "flatten_outputs",
+    "check_weights_only",
+]
+
+_DTYPES = {
+    "torch.float32": "float32",
+    "torch.float64": "float64",
+    "torch.float16": "float16",
+    "torch.int64": "int64",
+    "torch.int32": "int32",
+    "torch.uint8": "uint8",
+    "torch.bool": "bool",
+}
+
+
+def _torch() -> Any:
+    return require("torch", "Running PyTorch models")
+
+
+def output_names(count: int) -> tuple[str, ...]:
+    """``("output",)`` for one output, ``("output_0", "output_1", ...)`` for several."""
+    return ("output",) if count == 1 else tuple(f"output_{i}" for i in range(count))
+
+
+def flatten_outputs(out: Any) -> list[Any]:
+    if isinstance(out, Mapping):
+        return list(out.values())
+    if isinstance(out, (tuple, list)):
+        flat: list[Any] = []
+        for item in out:
+            flat.extend(flatten_outputs(item))
+        return flat
+    return [out]
+
+
+def torch_file_kind(path: Path) -> str:
+    """What a PyTorch file holds: "torchscript", "export", "pickle" (torch.save) or "legacy".
+
+    Decided from the zip archive's member names, without loading anything.
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except zipfile.BadZipFile:
+        # torch.save's pre-1.6 format is a bare pickle stream: never load it blindly.
+        return "legacy"
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read PyTorch file {path}: {exc}") from None
+    members = {n.split("/", 1)[1] if "/" in n else n for n in names}
+    if "archive_format" in members or any(m.startswith("models/") for m in members):
+        return "export"
+    if "constants.pkl" in members or any(m.startswith("code/") for m in members):
+        return "torchscript"
+    if "data.pkl" in members:
+        return "pickle"
+    raise ModelLoadError(
+        f"{path} is a zip archive but not a PyTorch model (no TorchScript code, torch.export "
+        "program or torch.save data); is the file complete?"
+    )
+
+
+class _TorchModel(Model):
+    framework = "torch"
+
+    def __init__(self, module: Any, signature: Signature, threads: int | None) -> None:
+        self._module = module
+        self._signature = signature
+        if threads:
+            # One PyTorch thread pool per Python worker: the task's CPU share.
+            _torch().set_num_threads(int(threads))
+
+    @property
+    def signature(self) -> Signature:
+        return self._signature
+
+    @property
+    def module(self) -> Any:
+        """The underlying callable PyTorch module."""
+        return self._module
+
+    def predict(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        torch = _torch()
+        self._signature.check_inputs(inputs)
+        args = [
+            torch.from_numpy(np.ascontiguousarray(inputs[spec.name], dtype=spec.dtype))
+            for spec in self._signature.inputs
+        ]
+        with torch.inference_mode():
+            out = flatten_outputs(self._module(*args))
+        names = self._signature.output_names or list(output_names(len(out)))
+        return {name: t.detach().cpu().numpy() for name, t in zip(names, out)}
+
+
+def _shapes_signature(
+    names: Sequence[str],
+    shapes: Sequence[Sequence[int]] | None,
+    dtypes: Sequence[str] | None,
+    outputs: Sequence[TensorSpec] = (),
+) -> Signature:
+    specs = []
+    for i, name in enumerate(names):
+        shape = tuple(int(d) for d in shapes[i]) if shapes else ()
+        specs.append(TensorSpec(name, dtypes[i] if dtypes else "float32", shape))
+    return Signature(tuple(specs), tuple(outputs))
+
+
+def _probe_outputs(module: Any, sig: Signature) -> tuple[TensorSpec, ...]:
+    """Output specs found by running a 1-row batch (only when every input shape is known)."""
+    torch = _torch()
+    if not sig.inputs or any(not s.shape or min(s.shape[1:], default=1) < 0 for s in sig.inputs):
+        return ()
+    args = [torch.zeros((1, *s.shape[1:]), dtype=getattr(torch, s.dtype)) for s in sig.inputs]
+    with torch.inference_mode():
+        out = flatten_outputs(module(*args))
+    return tuple(
+        TensorSpec(name, _DTYPES.get(str(t.dtype), "float32"), (-1, *t.shape[1:]))
+        for name, t in zip(output_names(len(out)), out)
+    )
+
+
+class TorchScriptModel(_TorchModel):
+    """A TorchScript file (``torch.jit.save``), run by PyTorch.
+
+    TorchScript does not record input shapes: pass ``input_shapes`` (with -1 for the
+    batch) to get a full signature; input names come from ``forward``'s arguments.
+
+    Examples
+    --------
+    >>> m = TorchScriptModel("net.pt", input_shapes=[(-1, 3, 64, 64)])   # doctest: +SKIP
+    >>> m.predict({"x": batch})["output"].shape                          # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        threads: int | None = None,
+        input_shapes: Sequence[Sequence[int]] | None = None,
+    ) -> None:
+        torch = _torch()
+        path = Path(path)
+        if not path.is_file():
+            raise ModelNotFoundError(f"TorchScript file not found: {path}")
+        try:
+            module = torch.jit.load(str(path), map_location="cpu")
+        except Exception as exc:
+            raise ModelLoadError(
+                f"PyTorch cannot load TorchScript file {path}: {str(exc).splitlines()[0]} "
+                "(is the file complete and written by torch.jit.save?)"
+            ) from exc
+        module.eval()
+        args = [a for a in module.forward.schema.arguments if a.name != "self"]
+        names = [a.name for a in args]
+        if input_shapes is not None and len(input_shapes) != len(names):
+            raise InvalidParameterError(
+                f"input_shapes has {len(input_shapes)} shape(s) but {path.name} takes "
+                f"{len(names)} input(s) {names}"
+            )
+        sig = _shapes_signature(names, input_shapes, None)
+        super().__init__(module, Signature(sig.inputs, _probe_outputs(module, sig)), threads)
+        self.path = path
+
+
+class TorchExportModel(_TorchModel):
+    """A ``torch.export`` program (``torch.export.save``, ``.pt2``), run by PyTorch.
+
+    Input names, dtypes and shapes (dynamic dimensions as -1) come from the program.
+    """
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        torch = _torch()
+        path = Path(path)
+        if not path.is_file():
+            raise ModelNotFoundError(f"torch.export file not found: {path}")
+        try:
+            program = torch.export.load(str(path))
+        except Exception as exc:
+            raise ModelLoadError(
+                f"PyTorch cannot load torch.export program {path}: {str(exc).splitlines()[0]} "
+                "(is the file complete and written by torch.export.save?)"
+            ) from exc
+        user_inputs = list(program.graph_signature.user_inputs)
+        inputs = []
+        outputs: list[TensorSpec] = []
+        for node in program.graph.nodes:
+            if node.op == "placeholder" and node.name in user_inputs:
+                inputs.append(_fake_spec(node.name, node.meta.get("val")))
+            elif node.op == "output":
+                vals = [a.meta.get("val") if hasattr(a, "meta") else None for a in node.args[0]]
+                names = output_names(len(vals))
+                outputs = [_fake_spec(n, v) for n, v in zip(names, vals)]
+        super().__init__(program.module(), Signature(tuple(inputs), tuple(outputs)), threads)
+        self.program = program
+        self.path = path
+
+
+def _fake_spec(name: str, val: Any) -> TensorSpec:
+    """A TensorSpec from an exported graph's FakeTensor (symbolic sizes become -1)."""
+    if val is None or not hasattr(val, "shape"):
+        return TensorSpec(name, "float32", ())
+    shape = tuple(d if isinstance(d, int) else -1 for d in val.shape)
+    return TensorSpec(name, _DTYPES.get(str(val.dtype), "float32"), shape)
+
+
+def load_pickled_module(path: Path, trust_pickle: bool) -> Any:
+    """Unpickle a ``torch.save(module)`` file on the driver, only with ``trust_pickle``."""
+    torch = _torch()
+    if not trust_pickle:
+        raise UnsafeModelError(
+            f"{path} was written by torch.save and loading it would unpickle arbitrary Python "
+            "code. Save it with torch.jit.save / torch.export.save, pass the nn.Module object "
+            "itself, or pass trust_pickle=True if you trust the file's origin"
+        )
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise ModelLoadError(f"PyTorch cannot load {path}: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(obj, torch.nn.Module):
+        raise ModelLoadError(
+            f"{path} holds a {type(obj).__name__}, not an nn.Module (a state_dict has no "
+            "architecture: build the module, load_state_dict, and pass the module)"
+        )
+    return obj
+
+
+def check_weights_only(path: Path) -> None:
+    """Raise UnsafeModelError for pickled objects, ModelLoadError for plain state dicts."""
+    torch = _torch()
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            load_pickled_module(path, trust_pickle=False)  # raises UnsafeModelError
+        raise ModelLoadError(f"PyTorch cannot load {path}: {str(exc).splitlines()[0]}") from exc
+    raise ModelLoadError(
+        f"{path} holds only weights ({type(obj).__name__}), not a model: build the module, "
+        "load_state_dict, and pass the nn.Module (or save it with torch.jit.save)"
+    )
+
+
+def _example_args(shapes: Sequence[Sequence[int]], dtypes: Sequence[str] | None) -> list[Any]:
+    torch = _torch()
+    rng = np.random.default_rng(0)
+    out = []
+    for i, shape in enumerate(shapes):
+        dims = [2 if d < 0 else int(d) for d in shape]
+        dtype = (dtypes[i] if dtypes else "float32") or "float32"
+        arr = rng.standard_normal(dims).astype(dtype) if "float" in dtype else np.zeros(dims, dtype)
+        out.append(torch.from_numpy(arr))
+    return out
+
+
+def export_module(
+    module: Any,
+    target: Path,
+    input_names: Sequence[str],
+    input_shapes: Sequence[Sequence[int]],
+    fmt: str = "onnx",
+    dtypes: Sequence[str] | None = None,
+) -> Path:
+    """Export a PyTorch module to ONNX or TorchScript at ``target`` (atomically).
+
+    Dimensions given as -1 stay dynamic in the ONNX graph (the batch, usually).
+    """
+    torch = _torch()
+    if hasattr(module, "eval") and not isinstance(module, torch.fx.GraphModule):
+        module.eval()
+    args = tuple(_example_args(input_shapes, dtypes))
+    with torch.no_grad():
+        n_out = len(flatten_outputs(module(*args)))
+    tmp = target.with_name(target.name + f".{os.getpid()}.tmp")
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # exporter deprecation and tracer chatter
+        if fmt == "onnx":
+            outs = output_names(n_out)
+            dynamic = {
+                name: {i: f"{name}_d{i}" for i, d in enumerate(shape) if d < 0}
+                for name, shape in zip(input_names, input_shapes)
+            }
+            dynamic.update({name: {0: "batch"} for name in outs})
+            torch.onnx.export(
+                module,
+                args,
+                str(tmp),
+                input_names=list(input_names),
+                output_names=list(outs),
+                dynamic_axes=dynamic,
+                opset_version=17,
+                dynamo=False,
+            )
+        else:
+            traced = module if isinstance(module, torch.jit.ScriptModule) else (
+                torch.jit.trace(module, args, check_trace=False)
+            )
+            torch.jit.save(traced, str(tmp))
+    os.replace(tmp, target)
+    return target

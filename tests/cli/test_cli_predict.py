@@ -1,0 +1,107 @@
+"""``deepspark predict`` end to end: rows written, progress and summary, quiet, exit codes."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from deepspark.cli.main import main
+
+BAD_FILES = {"truncated.jpg", "empty.jpg", "notes.jpg"}
+
+
+@pytest.fixture(autouse=True)
+def _spark(cli_spark: object) -> None:
+    """Every test here runs in the CLI tests' Spark session (the ``predicted`` run too)."""
+
+
+def test_predict_writes_one_row_per_file(predicted: dict, mixed_dir: Path) -> None:
+    assert predicted["code"] == 0
+    rows = pq.read_table(predicted["output"]).to_pylist()
+    names = sorted(Path(r["path"]).name for r in rows)
+    assert names == sorted(os.listdir(mixed_dir))
+    for row in rows:
+        name = Path(row["path"]).name
+        if name in BAD_FILES:
+            assert row["predictions"] is None and row["error"], name
+        else:
+            assert row["error"] is None and len(row["predictions"]) == 3, name
+    cat = next(r for r in rows if r["path"].endswith("chelsea.png"))
+    assert "cat" in cat["predictions"][0]["description"]
+
+
+def test_progress_and_summary_in_plain_lines(predicted: dict, mixed_dir: Path) -> None:
+    out = predicted["stdout"]
+    total = len(os.listdir(mixed_dir))
+    progress = [line for line in out.splitlines() if line.startswith("progress")]
+    assert progress, out
+    assert f"{total}/{total} files (100%)" in progress[-1] and "done" in progress[-1]
+    assert "\x1b[" not in out  # plain text when stdout is not a terminal
+    # summary: rows, ok/errors, errors by reason, throughput, output path
+    assert f"{total} files: {total - len(BAD_FILES)} ok, {len(BAD_FILES)} errors" in out
+    assert "files/s" in out
+    assert "empty file (0 bytes)" in out and "truncated" in out
+    assert f"results: {predicted['output']}" in out
+
+
+def test_quiet_prints_nothing(
+    photos_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "p.json"
+    assert main(["predict", str(photos_dir), "-q", "--output", str(out), "--limit", "2"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+    lines = [json.loads(x) for f in out.glob("part-*.json") for x in f.read_text().splitlines()]
+    assert len(lines) == 2 and all(x["predictions"] for x in lines)
+
+
+def test_csv_output(photos_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "p.csv"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert main(["predict", str(photos_dir), "--output", str(out), "--show", "0"]) == 0
+    import pandas as pd
+
+    frame = pd.concat(pd.read_csv(f) for f in out.glob("part-*.csv"))
+    assert len(frame) == len(os.listdir(photos_dir))
+    assert all(json.loads(p)[0]["probability"] > 0 for p in frame["predictions"])
+
+
+def test_broken_model_file_fails_with_one_line(
+    photos_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"not an onnx model")
+    assert main(["predict", str(photos_dir), "--model", str(bad), "-q"]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("deepspark predict: failed:"), err
+
+
+def test_cli_process_keeps_spark_noise_out(photos_dir: Path, tmp_path: Path) -> None:
+    """The real console script in a fresh process: stderr clean, Spark's log in a file."""
+    out = tmp_path / "p.parquet"
+    env = dict(os.environ, DEEPSPARK_CACHE_DIR=str(tmp_path / "cache"))
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run(
+        [sys.executable, "-m", "deepspark.cli.main", "predict", str(photos_dir),
+         "--limit", "2", "--output", str(out), "--master", "local[1]", "--verbose"],
+        check=False, capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "WARNING: Using incubator modules" not in proc.stderr
+    assert "Setting default log level" not in proc.stderr
+    assert "2/2 files (100%)" in proc.stdout and "2 files: 2 ok, 0 errors" in proc.stdout
+    logs = list((tmp_path / "cache" / "logs").glob("spark-*.log"))
+    assert len(logs) == 1
+    assert "Spark's log: " + str(logs[0]) in proc.stderr  # --verbose says where it is
+    assert "Using incubator modules" in logs[0].read_text()
+    assert pq.read_table(out).num_rows == 2

@@ -1,0 +1,107 @@
+"""Usage errors exit 2 with one line, before Spark starts; every command has an example."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deepspark.cli import common
+from deepspark.cli.main import COMMANDS, build_parser, main
+
+
+def run_cli(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exc:  # argparse exits on its own errors and on --help
+        return int(exc.code or 0)
+
+
+def one_error_line(err: str, command: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one line, got: {err!r}"
+    assert lines[0].startswith(f"deepspark {command}: error:"), lines[0]
+    return lines[0]
+
+
+@pytest.fixture(autouse=True)
+def _no_spark_started() -> None:
+    """None of these cases may start a JVM: it would cost seconds and print noise."""
+    from pyspark.sql import SparkSession
+
+    before = (SparkSession.getActiveSession(), common.spark_log_path)
+    yield
+    assert (SparkSession.getActiveSession(), common.spark_log_path) == before
+
+
+def test_missing_path(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    assert run_cli(["predict", str(missing)]) == 2
+    line = one_error_line(capsys.readouterr().err, "predict")
+    assert str(missing) in line
+
+
+def test_unknown_model(capsys: pytest.CaptureFixture[str], photos_dir: Path) -> None:
+    assert run_cli(["predict", str(photos_dir), "--model", "no_such_model"]) == 2
+    line = one_error_line(capsys.readouterr().err, "predict")
+    assert "no_such_model" in line
+
+
+@pytest.mark.parametrize("conf", ["spark.executor.memory", "=4g", "bad key=1"])
+def test_bad_conf(capsys: pytest.CaptureFixture[str], photos_dir: Path, conf: str) -> None:
+    assert run_cli(["predict", str(photos_dir), "--conf", conf]) == 2
+    line = one_error_line(capsys.readouterr().err, "predict")
+    assert "--conf" in line and "KEY=VALUE" in line
+
+
+def test_bad_output_extension(capsys: pytest.CaptureFixture[str], photos_dir: Path) -> None:
+    assert run_cli(["predict", str(photos_dir), "--output", "out.xlsx"]) == 2
+    line = one_error_line(capsys.readouterr().err, "predict")
+    assert "out.xlsx" in line and ".parquet" in line
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many"])
+def test_bad_numbers(capsys: pytest.CaptureFixture[str], photos_dir: Path, value: str) -> None:
+    assert run_cli(["predict", str(photos_dir), "--batch-size", value]) == 2
+    one_error_line(capsys.readouterr().err, "predict")
+
+
+def test_quiet_and_verbose_exclude_each_other(
+    capsys: pytest.CaptureFixture[str], photos_dir: Path
+) -> None:
+    assert run_cli(["predict", str(photos_dir), "-q", "-v"]) == 2
+    one_error_line(capsys.readouterr().err, "predict")
+
+
+def test_report_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert run_cli(["report", str(tmp_path / "none.parquet"), "-o", str(tmp_path / "r.html")]) == 2
+    assert "none.parquet" in one_error_line(capsys.readouterr().err, "report")
+    assert run_cli(["report", str(tmp_path), "-o", str(tmp_path / "r.pdf")]) == 2
+    assert ".html" in one_error_line(capsys.readouterr().err, "report")
+
+
+def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli([]) == 2
+    assert "COMMAND" in capsys.readouterr().out
+
+
+def test_every_command_has_help_with_an_example(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = build_parser()
+    names = [a for a in parser._subparsers._group_actions[0].choices]  # type: ignore[union-attr]
+    assert len(names) == len(COMMANDS)
+    for name in names:
+        assert run_cli([name, "--help"]) == 0
+        out = capsys.readouterr().out
+        assert "example" in out and f"deepspark {name}" in out.split("example", 1)[1], name
+
+
+def test_io_commands_share_the_options(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every command that reads files takes the same input/output and Spark options."""
+    parser = build_parser()
+    subs = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    shared = {"--output", "--master", "--batch-size", "--limit", "--conf", "--quiet"}
+    file_commands = [s for s in subs.values() if any(a.dest == "paths" for a in s._actions)]
+    assert file_commands, "predict at least"
+    for sub in file_commands:
+        flags = {flag for action in sub._actions for flag in action.option_strings}
+        assert shared <= flags, (sub.prog, shared - flags)
