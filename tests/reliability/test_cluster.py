@@ -108,8 +108,11 @@ def test_executors_get_deepspark_and_model_the_documented_way(
     SparkContext.addFile (a copy in each executor's SparkFiles folder)."""
     import deepspark
 
+    from deepspark.ml._apply import image_input_kind
+
     images = deepspark.read_images(cluster_spark, str(inputs_dir))
-    task = deepspark.DeepImagePredictor(**predictor_kwargs(tiny_model))._build_task(images)
+    predictor = deepspark.DeepImagePredictor(**predictor_kwargs(tiny_model))
+    task = predictor._build_task(cluster_spark, image_input_kind(images, "image"))
     shipped = task.model.file
     cluster_workdir = cluster.workdir / "work"
 

@@ -54,7 +54,7 @@ def test_truncated_onnx_fails_on_driver_with_file_name(
             deepspark.ModelLoadError,
             "notes.onnx",
         ),
-        ("weights.bin", b"\x00\x01\x02" * 100, deepspark.InvalidParameterError, "weights.bin"),
+        ("weights.xyz", b"\x00\x01\x02" * 100, deepspark.InvalidParameterError, "weights.xyz"),
         ("empty.onnx", b"", deepspark.ModelLoadError, "empty.onnx"),
     ],
 )
@@ -186,8 +186,10 @@ def torch_pickles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_torch_whole_module_refused_unless_trusted(torch_pickles: dict[str, Path]) -> None:
     with pytest.raises(deepspark.UnsafeModelError, match="whole_module.pt"):
         deepspark.load_model(str(torch_pickles["whole"]))
-    model = deepspark.load_model(str(torch_pickles["whole"]), trust_pickle=True)
-    assert model.signature is not None
+    model = deepspark.load_model(
+        str(torch_pickles["whole"]), trust_pickle=True, input_shapes=[(-1, 3, 32, 32)]
+    )
+    assert model.signature.inputs[0].shape[1:] == (3, 32, 32)
 
 
 @needs_load_model
