@@ -107,7 +107,6 @@ def test_executors_get_deepspark_and_model_the_documented_way(
     """deepspark comes from the venv $PYSPARK_PYTHON points to; the model file from
     SparkContext.addFile (a copy in each executor's SparkFiles folder)."""
     import deepspark
-
     from deepspark.ml._apply import image_input_kind
 
     images = deepspark.read_images(cluster_spark, str(inputs_dir))
