@@ -55,19 +55,15 @@ def inputs_dir(jpeg_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 
 @pytest.fixture(scope="module")
-def local_reference(
-    inputs_dir: Path, tiny_model: Path, busy_model: Path
-) -> dict[str, dict[str, tuple[Any, ...]]]:
-    """Predictions of a local[2] session, computed before the cluster session starts."""
+def local_reference(inputs_dir: Path, busy_model: Path) -> dict[str, tuple[Any, ...]]:
+    """Predictions of a local[2] session, computed before the cluster session starts:
+    what the cluster must give, and what every run under a fault must give."""
     import deepspark
 
     stop_active_session()
     spark = deepspark.session("local[2]", app_name="deepspark-local-reference")
     try:
-        return {
-            "tiny": predict(spark, inputs_dir, tiny_model, 32),
-            "busy": predict(spark, inputs_dir, busy_model, 64),
-        }
+        return predict(spark, inputs_dir, busy_model, 64)
     finally:
         spark.stop()
 
@@ -88,10 +84,10 @@ def test_cluster_has_two_one_core_workers(cluster: StandaloneCluster) -> None:
 
 
 def test_predictions_equal_local_mode(
-    cluster_spark: Any, local_reference: Any, inputs_dir: Path, tiny_model: Path
+    cluster_spark: Any, local_reference: Any, inputs_dir: Path, busy_model: Path
 ) -> None:
-    got = predict(cluster_spark, inputs_dir, tiny_model, 32)
-    want = local_reference["tiny"]
+    got = predict(cluster_spark, inputs_dir, busy_model, 64)
+    want = local_reference
     assert len(got) == FAULT_INPUTS + 3
     assert_same_predictions(got, want)
     errors = {Path(o).name: e for o, (_, _, e) in got.items() if e is not None}
@@ -170,7 +166,7 @@ def test_killed_python_worker_mid_job_loses_nothing(
     assert watch.fault_done, f"no busy Python worker found during the job: {watch}"
     assert not any(alive(pid) for pid in killed)
     assert len(got) == FAULT_INPUTS + 3
-    assert_same_predictions(got, local_reference["busy"])
+    assert_same_predictions(got, local_reference)
     assert watch.failed_tasks >= 1, f"the kill did not fail a task: {watch}"
     record_fault("python worker SIGKILL", watch)
 
@@ -200,7 +196,7 @@ def test_killed_worker_jvm_mid_job_loses_nothing(
         assert watch.fault_done, f"the worker was never busy during the job: {watch}"
         assert cluster.alive_workers() == 1
         assert len(got) == FAULT_INPUTS + 3
-        assert_same_predictions(got, local_reference["busy"])
+        assert_same_predictions(got, local_reference)
         assert watch.failed_tasks >= 1, f"the kill did not fail a task: {watch}"
         record_fault("worker JVM SIGKILL", watch)
     finally:
