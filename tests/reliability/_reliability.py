@@ -18,9 +18,9 @@ import threading
 import time
 import urllib.request
 import weakref
-from importlib import resources
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -270,8 +270,10 @@ class StandaloneCluster:
     def wait_workers(self, count: int) -> None:
         """Wait until ``count`` workers are registered and ALIVE."""
         self._wait(
-            lambda s: s is not None
-            and sum(1 for w in s.get("workers", []) if w.get("state") == "ALIVE") >= count,
+            lambda s: (
+                s is not None
+                and sum(1 for w in s.get("workers", []) if w.get("state") == "ALIVE") >= count
+            ),
             f"{count} alive workers",
         )
 
@@ -300,7 +302,7 @@ class StandaloneCluster:
             except subprocess.TimeoutExpired:
                 pass
 
-    def __enter__(self) -> StandaloneCluster:
+    def __enter__(self) -> StandaloneCluster:  # noqa: PYI034 - start() returns self
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -345,8 +347,15 @@ class JobWatch:
     failed_tasks: int = 0
     completed_at_fault: int = 0
     total_tasks: int = 0
-    fault_done: bool = False
-    fault_info: str = ""
+    faults: list[str] = field(default_factory=list)
+
+    @property
+    def fault_done(self) -> bool:
+        return bool(self.faults)
+
+    @property
+    def fault_info(self) -> str:
+        return "; ".join(self.faults)
 
 
 def run_with_fault(
@@ -356,13 +365,17 @@ def run_with_fault(
     *,
     after_completed: int = 1,
     timeout: float = 300.0,
+    max_faults: int = 3,
+    settle: float = 3.0,
 ) -> tuple[Any, JobWatch]:
     """Run ``job()`` in a thread and inject ``fault()`` in the middle of it.
 
     ``fault`` is called once a stage of the job has ``after_completed`` finished tasks,
     tasks running and tasks still waiting; it returns a description of what it did, or
-    None to be called again later (e.g. no busy Python worker yet). Returns
-    ``(job result, watch)``; ``watch.failed_tasks`` counts failed task attempts.
+    None to be called again later (e.g. no busy Python worker yet). A fault that has
+    failed no task within ``settle`` seconds (it hit a process just as its task ended)
+    is injected again, ``max_faults`` times at most. Returns ``(job result, watch)``;
+    ``watch.failed_tasks`` counts failed task attempts.
     """
     sc = spark.sparkContext
     group = f"fault-{time.monotonic_ns()}"
@@ -381,6 +394,7 @@ def run_with_fault(
     tracker = sc.statusTracker()
     seen_stages: set[int] = set()
     deadline = time.monotonic() + timeout
+    last_fault = [0.0]
 
     def poll() -> None:
         for job_id in tracker.getJobIdsForGroup(group):
@@ -390,22 +404,30 @@ def run_with_fault(
         failed = 0
         for stage_id in seen_stages:
             stage = tracker.getStageInfo(stage_id)
+            if stage is not None:
+                failed += stage.numFailedTasks
+        watch.failed_tasks = max(watch.failed_tasks, failed)
+        if watch.failed_tasks or len(watch.faults) >= max_faults:
+            return
+        if watch.faults and time.monotonic() - last_fault[0] < settle:
+            return
+        for stage_id in seen_stages:
+            stage = tracker.getStageInfo(stage_id)
             if stage is None:
                 continue
-            failed += stage.numFailedTasks
             watch.total_tasks = max(watch.total_tasks, stage.numTasks)
             waiting = stage.numTasks - stage.numCompletedTasks - stage.numActiveTasks
             if (
-                not watch.fault_done
-                and stage.numCompletedTasks >= after_completed
+                stage.numCompletedTasks >= after_completed
                 and stage.numActiveTasks > 0
                 and waiting > 0
             ):
                 done = fault()
                 if done is not None:
-                    watch.fault_done, watch.fault_info = True, done
+                    watch.faults.append(done)
                     watch.completed_at_fault = stage.numCompletedTasks
-        watch.failed_tasks = max(watch.failed_tasks, failed)
+                    last_fault[0] = time.monotonic()
+                return
 
     while thread.is_alive() and time.monotonic() < deadline:
         poll()
@@ -444,7 +466,9 @@ def busy_python_workers(roots: Iterable[int], window: float = 0.2) -> list[int]:
 # --------------------------------------------------------------------------------------
 
 
-def write_jpegs(folder: Path, count: int, size: tuple[int, int] = (48, 40), seed: int = 0) -> list[Path]:
+def write_jpegs(
+    folder: Path, count: int, size: tuple[int, int] = (48, 40), seed: int = 0
+) -> list[Path]:
     """``count`` small, distinct JPEG photos-like images (smooth gradients plus noise)."""
     from PIL import Image
 
@@ -558,5 +582,3 @@ def assert_same_predictions(
         assert (g_classes, g_error) == (classes, error), origin
         if probs is not None:
             np.testing.assert_allclose(g_probs, probs, atol=tol, err_msg=origin)
-
-

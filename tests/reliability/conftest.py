@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _reliability import (  # noqa: E402
+from _reliability import (
     StandaloneCluster,
     stop_active_session,
     tiny_onnx_classifier,
@@ -45,11 +46,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandaloneClus
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         pytest.skip("no Java runtime: a Spark standalone cluster needs java 17+")
     cluster = StandaloneCluster(tmp_path_factory.mktemp("cluster"), workers=2)
+    # SIGTERM (a CI timeout, `timeout`, kill) would end the interpreter without running
+    # finalizers: turn it into SystemExit so the daemons are killed on the way out.
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
         cluster.start()
         yield cluster
     finally:
         cluster.stop()
+        if previous is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +66,9 @@ def cluster_spark(cluster: StandaloneCluster) -> Iterator[object]:
     import deepspark
 
     stop_active_session()
-    spark = deepspark.session(cluster.master_url, app_name="deepspark-cluster-tests", conf=CLUSTER_CONF)
+    spark = deepspark.session(
+        cluster.master_url, app_name="deepspark-cluster-tests", conf=CLUSTER_CONF
+    )
     wait_executors(spark, 2)
     yield spark
     spark.stop()

@@ -42,8 +42,16 @@ def _image_seeds() -> list[bytes]:
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)
     out = []
-    for fmt, mode in (("PNG", "RGB"), ("JPEG", "RGB"), ("GIF", "P"), ("BMP", "RGB"),
-                      ("TIFF", "RGB"), ("WEBP", "RGB"), ("PNG", "I;16"), ("PNG", "LA")):
+    for fmt, mode in (
+        ("PNG", "RGB"),
+        ("JPEG", "RGB"),
+        ("GIF", "P"),
+        ("BMP", "RGB"),
+        ("TIFF", "RGB"),
+        ("WEBP", "RGB"),
+        ("PNG", "I;16"),
+        ("PNG", "LA"),
+    ):
         img = Image.fromarray(pixels)
         if mode == "I;16":
             img = Image.fromarray(pixels[:, :, 0].astype(np.uint16) * 257)
@@ -94,9 +102,56 @@ def _pixels_invalid(arr: Any) -> None:
     assert arr is None
 
 
+# ---------------------------------------------------------------- audio
+def _audio_seeds() -> list[bytes]:
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    samples = rng.uniform(-0.5, 0.5, (400, 2)).astype(np.float32)
+    out = []
+    for fmt, subtype in (
+        ("WAV", "PCM_16"),
+        ("WAV", "PCM_24"),
+        ("WAV", "PCM_U8"),
+        ("WAV", "FLOAT"),
+        ("FLAC", "PCM_16"),
+        ("OGG", "VORBIS"),
+    ):
+        buf = io.BytesIO()
+        sf.write(buf, samples, 8000, format=fmt, subtype=subtype)
+        out.append(buf.getvalue())
+    return out
+
+
+def _audio_decode(data: bytes) -> tuple[Any, str | None]:
+    # The reader's own batch function, for one file, as read_audio runs it on executors.
+    from deepspark.io.audio import _decode_batch
+
+    batch = _decode_batch(
+        ["file:///x.wav"], [data], sample_rate=None, mono=False, max_duration=None
+    )
+    row = batch.to_pylist()[0]
+    return row["audio"], row["error"]
+
+
+def _audio_valid(audio: dict[str, Any]) -> None:
+    rate, channels, frames = audio["sampleRate"], audio["numChannels"], audio["numFrames"]
+    assert rate > 0 and channels >= 1 and frames >= 0
+    assert len(audio["data"]) == channels * frames
+    assert all(np.isfinite(audio["data"]))
+
+
+def _audio_invalid(audio: dict[str, Any]) -> None:
+    assert (audio["sampleRate"], audio["numChannels"], audio["numFrames"]) == (-1, -1, -1)
+    assert audio["data"] == [] and audio["origin"] == "file:///x.wav"
+
+
 DECODERS: list[Decoder] = [
-    Decoder("images.decode_to_struct", _struct_decode, _struct_valid, _struct_invalid, _image_seeds),
+    Decoder(
+        "images.decode_to_struct", _struct_decode, _struct_valid, _struct_invalid, _image_seeds
+    ),
     Decoder("preprocess.load_pixels", _pixels_decode, _pixels_valid, _pixels_invalid, _image_seeds),
+    Decoder("audio._decode_batch", _audio_decode, _audio_valid, _audio_invalid, _audio_seeds),
 ]
 
 
@@ -127,7 +182,7 @@ def mutated(draw: st.DrawFn, seeds: list[bytes]) -> bytes:
 
 
 PROPERTY_SETTINGS = settings(
-    max_examples=150,
+    max_examples=100,
     deadline=None,  # first calls import Pillow plugins; the machine is shared
     suppress_health_check=[HealthCheck.too_slow],
     database=None,

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _reliability import predictor_kwargs, tiny_onnx_classifier
 
 import deepspark
-from _reliability import predictor_kwargs, tiny_onnx_classifier
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +48,13 @@ def test_truncated_onnx_fails_on_driver_with_file_name(
 @pytest.mark.parametrize(
     ("name", "content", "error", "match"),
     [
-        ("notes.onnx", b"these are my notes, not a model\n", deepspark.ModelLoadError, "notes.onnx"),
-        ("weights.bin", b"\x00\x01\x02" * 100, deepspark.InvalidParameterError, "weights.bin"),
+        (
+            "notes.onnx",
+            b"these are my notes, not a model\n",
+            deepspark.ModelLoadError,
+            "notes.onnx",
+        ),
+        ("weights.xyz", b"\x00\x01\x02" * 100, deepspark.InvalidParameterError, "weights.xyz"),
         ("empty.onnx", b"", deepspark.ModelLoadError, "empty.onnx"),
     ],
 )
@@ -164,11 +169,16 @@ def torch_pickles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     torch = pytest.importorskip("torch")
     folder = tmp_path_factory.mktemp("pickles")
     module = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 10)
+        torch.nn.Conv2d(3, 4, 3),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4, 10),
     )
     torch.save(module, folder / "whole_module.pt")  # pickles the classes, not just weights
     marker = folder / "code_ran.txt"
-    torch.save({"model": module.state_dict(), "extra": _Payload(str(marker))}, folder / "payload.pt")
+    torch.save(
+        {"model": module.state_dict(), "extra": _Payload(str(marker))}, folder / "payload.pt"
+    )
     return {"whole": folder / "whole_module.pt", "payload": folder / "payload.pt", "marker": marker}
 
 
@@ -176,8 +186,10 @@ def torch_pickles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_torch_whole_module_refused_unless_trusted(torch_pickles: dict[str, Path]) -> None:
     with pytest.raises(deepspark.UnsafeModelError, match="whole_module.pt"):
         deepspark.load_model(str(torch_pickles["whole"]))
-    model = deepspark.load_model(str(torch_pickles["whole"]), trust_pickle=True)
-    assert model.signature is not None
+    model = deepspark.load_model(
+        str(torch_pickles["whole"]), trust_pickle=True, input_shapes=[(-1, 3, 32, 32)]
+    )
+    assert model.signature.inputs[0].shape[1:] == (3, 32, 32)
 
 
 @needs_load_model
@@ -192,7 +204,9 @@ def test_torch_pickle_refused_by_predictor_on_driver(
     images: Any, torch_pickles: dict[str, Path]
 ) -> None:
     with pytest.raises(deepspark.UnsafeModelError, match="whole_module.pt"):
-        deepspark.DeepImagePredictor(model=str(torch_pickles["whole"]), inputSize=[32, 32]).transform(images)
+        deepspark.DeepImagePredictor(
+            model=str(torch_pickles["whole"]), inputSize=[32, 32]
+        ).transform(images)
     assert not torch_pickles["marker"].exists()
 
 

@@ -62,14 +62,17 @@ def run(args: argparse.Namespace) -> int:
     prepare(args)
     model_kwargs = _model_kwargs(args.model)
 
-    from deepspark.io._files import list_files
+    from deepspark.io._files import list_files, local_path
     from deepspark.ml.image import DeepImagePredictor
 
     spark = spark_session(args)
     files = list_files(spark, args.paths)
     total = count_files(files, args.limit)
+    # Local files are read by the predictor (a file that cannot be read fails its row);
+    # other filesystems through Spark's binaryFile content.
+    input_col = "path" if all(local_path(p) is not None for p in args.paths) else "content"
     predictor = DeepImagePredictor(
-        inputCol="content", topK=args.top_k, batchSize=args.batch_size, **model_kwargs
+        inputCol=input_col, topK=args.top_k, batchSize=args.batch_size, **model_kwargs
     )
     result = predictor.transform(limit_files(files, args.limit)).select(
         "path", "predictions", "error"

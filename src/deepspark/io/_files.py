@@ -11,7 +11,7 @@ from deepspark.errors import InputNotFoundError, InvalidParameterError
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["list_files"]
+__all__ = ["list_files", "local_path", "uri_form"]
 
 
 def list_files(
@@ -45,6 +45,10 @@ def list_files(
         reader = reader.option("pathGlobFilter", glob)
     if recursive:
         reader = reader.option("recursiveFileLookup", "true")
+    if include_empty:
+        # A file deleted between listing and reading would fail the whole job; skipped
+        # by the scan, it is added back below with the zero-byte files (one row each).
+        reader = reader.option("ignoreMissingFiles", "true")
     try:
         df = reader.load(paths if len(paths) > 1 else paths[0])
     except AnalysisException as exc:
@@ -57,11 +61,36 @@ def list_files(
         raise
     if include_empty:
         df = _with_empty_files(spark, df)
+        df = _with_broken_links(spark, df, paths, recursive=recursive, glob=glob)
     if sample_ratio < 1.0:
         df = df.sample(withReplacement=False, fraction=sample_ratio, seed=seed)
     if num_partitions is not None:
         df = df.repartition(num_partitions)
     return df
+
+
+def local_path(path: str) -> str | None:
+    """The local filesystem path of ``path``, or None when it is on another filesystem.
+
+    Accepts a plain path, a Hadoop Path string (``file:/a b/x#1.jpg``, as in
+    ``binaryFile``'s ``path`` column: characters are literal) and a URI
+    (``file:///a%20b/x%231.jpg``, as in origins: percent-encoded).
+
+    Examples
+    --------
+    >>> local_path("file:/data/a b#1.jpg"), local_path("file:///data/a%20b%231.jpg")
+    ('/data/a b#1.jpg', '/data/a b#1.jpg')
+    >>> local_path("/data/x.jpg"), local_path("s3a://bucket/x.jpg")
+    ('/data/x.jpg', None)
+    """
+    if path.startswith("file://"):
+        # A URI: '#' and '?' in a name are percent-encoded, so no fragment or query.
+        return unquote(urlsplit(path, allow_fragments=False).path)
+    if path.startswith("file:"):
+        return path[len("file:") :]
+    if urlsplit(path).scheme and not path.startswith("/"):
+        return None if len(urlsplit(path).scheme) > 1 else path  # "C:..." is a path
+    return path
 
 
 def _hadoop_path(uri: str) -> str:
@@ -99,7 +128,8 @@ def uri_form(path: str) -> str:
 
 
 def _with_empty_files(spark: SparkSession, files: DataFrame) -> DataFrame:
-    """Add back the zero-byte files that Spark's file scan drops silently."""
+    """Add back the files the scan drops: zero-byte ones (Spark skips them silently) and
+    ones deleted since listing (``ignoreMissingFiles``); their content is empty."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType, StructField, StructType
 
@@ -119,3 +149,63 @@ def _with_empty_files(spark: SparkSession, files: DataFrame) -> DataFrame:
         F.lit(b"").cast("binary").alias("content"),
     )
     return files.unionByName(empty)
+
+
+def _broken_links(paths: Sequence[str], *, recursive: bool, glob: str | None) -> list[str]:
+    """Symbolic links without a target under local folders ``paths`` (Hadoop Path form).
+
+    Spark's file listing skips them silently; deepspark gives each its own row (with no
+    content) so that every directory entry shows up in the output.
+    """
+    import fnmatch
+    import os
+
+    found: list[str] = []
+    for path in paths:
+        root = local_path(path)
+        if root is None or any(c in path for c in "*?[{"):
+            continue  # remote filesystems and globs: Spark's listing is all we have
+        if not os.path.isdir(root):
+            continue
+        for folder, dirs, names in os.walk(root):
+            # Spark ignores names starting with "_" or "." (_SUCCESS, .DS_Store, ...).
+            dirs[:] = [d for d in dirs if not d.startswith(("_", "."))] if recursive else []
+            for name in names:
+                if name.startswith(("_", ".")) or (glob and not fnmatch.fnmatchcase(name, glob)):
+                    continue
+                full = os.path.join(folder, name)
+                if os.path.islink(full) and not os.path.exists(full):
+                    found.append("file:" + os.path.abspath(full))
+    return found
+
+
+def _with_broken_links(
+    spark: SparkSession,
+    files: DataFrame,
+    paths: Sequence[str],
+    *,
+    recursive: bool,
+    glob: str | None,
+) -> DataFrame:
+    """Add a row with null content for each broken symbolic link Spark did not list."""
+    from pyspark.sql.types import (
+        BinaryType,
+        LongType,
+        StringType,
+        StructField,
+        StructType,
+        TimestampType,
+    )
+
+    links = _broken_links(paths, recursive=recursive, glob=glob)
+    if not links:
+        return files
+    schema = StructType(
+        [
+            StructField("path", StringType(), False),
+            StructField("modificationTime", TimestampType(), True),
+            StructField("length", LongType(), True),
+            StructField("content", BinaryType(), True),
+        ]
+    )
+    return files.unionByName(spark.createDataFrame([(p, None, None, None) for p in links], schema))

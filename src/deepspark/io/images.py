@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -220,26 +220,86 @@ def invalid_struct(origin: str | None) -> dict[str, Any]:
     }
 
 
+def _no_content_reason(origin: str | None) -> str:
+    """Why a listed file has no content: a broken symbolic link, or unknown."""
+    import os
+
+    from deepspark.io._files import local_path
+
+    local = local_path(origin) if origin else None
+    if local and os.path.islink(local) and not os.path.exists(local):
+        return (
+            "cannot read file: broken symbolic link "
+            f"(its target {os.readlink(local)} does not exist)"
+        )
+    return "no file content"
+
+
 def decode_to_struct(
     data: bytes | None, origin: str | None, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> tuple[dict[str, Any], str | None]:
     """Decode bytes to ``(image struct, error)``; never raises."""
     if data is None:
-        return invalid_struct(origin), "no file content"
+        return invalid_struct(origin), _no_content_reason(origin)
     try:
         return _struct_from_pil(decode_image(data, max_pixels=max_pixels), origin), None
     except Exception as exc:  # noqa: BLE001 - every failure becomes this row's error
         return invalid_struct(origin), _reason(exc)
 
 
-def _decode_batch(paths: pa.Array, contents: pa.Array, max_pixels: int) -> pa.Array:
-    """Arrow batch of (path, content) -> struct<image, error>."""
+#: Larger files are refused unread (Spark's binaryFile source has the same limit).
+MAX_FILE_BYTES = 2**31 - 1
+
+
+def read_local_file(path: str) -> tuple[bytes | None, str | None]:
+    """``(content, None)`` of a listed local file, or ``(None, why it cannot be read)``.
+
+    Never raises: a file that is unreadable, gone since it was listed, a broken link or
+    not a regular file (a FIFO would block) becomes a one-line reason.
+    """
+    import os
+    import stat
+
+    from deepspark.io._files import local_path
+
+    local = local_path(path) or path
+    try:
+        info = os.stat(local)
+        if not stat.S_ISREG(info.st_mode):
+            return None, "cannot read file: not a regular file (a folder, FIFO or device)"
+        if info.st_size > MAX_FILE_BYTES:
+            return None, f"file too large ({info.st_size} bytes, limit {MAX_FILE_BYTES})"
+        with open(local, "rb") as fh:
+            return fh.read(), None
+    except OSError as exc:
+        if os.path.islink(local) and not os.path.exists(local):
+            return None, _no_content_reason(path)
+        if isinstance(exc, PermissionError):
+            return None, "cannot read file: permission denied"
+        if isinstance(exc, FileNotFoundError):
+            return None, "cannot read file: it no longer exists (deleted after listing?)"
+        return None, f"cannot read file: {exc.strerror or type(exc).__name__}"
+
+
+def _decode_batch(
+    origins: list[str | None],
+    contents: Iterable[tuple[bytes | None, str | None]],
+    max_pixels: int,
+) -> pa.Array:
+    """Origins and lazily read ``(content, read error)`` pairs -> struct<image, error>.
+
+    Each file is read, decoded and released before the next, so one Arrow batch holds
+    at most one encoded file at a time.
+    """
     import pyarrow as pa
 
     images: list[dict[str, Any]] = []
     errors: list[str | None] = []
-    for origin, content in zip(paths.to_pylist(), contents.to_pylist()):
-        struct, error = decode_to_struct(content, origin, max_pixels)
+    for origin, (content, read_error) in zip(origins, contents):
+        if read_error is not None:
+            struct, error = invalid_struct(origin), read_error
+        else:
+            struct, error = decode_to_struct(content, origin, max_pixels)
         images.append(struct)
         errors.append(error)
     image_type = _arrow_image_type()
@@ -426,7 +486,7 @@ def read_images(
     from pyspark.sql.functions import ArrowUDFType, arrow_udf
     from pyspark.sql.types import StringType, StructField, StructType
 
-    from deepspark.io._files import list_files, uri_form
+    from deepspark.io._files import list_files, local_path, uri_form
 
     if max_pixels < 1:
         raise InvalidParameterError(f"max_pixels must be >= 1, got {max_pixels}")
@@ -445,15 +505,27 @@ def read_images(
     limit = int(max_pixels)
 
     def decode(paths: pa.Array, contents: pa.Array) -> pa.Array:
-        origins = pa.array([uri_form(p) for p in paths.to_pylist()], type=pa.string())
-        return _decode_batch(origins, contents, limit)
+        origins = [uri_form(p) for p in paths.to_pylist()]
+        return _decode_batch(origins, ((c, None) for c in contents.to_pylist()), limit)
+
+    def read_and_decode(paths: pa.Array) -> pa.Array:
+        listed = paths.to_pylist()
+        return _decode_batch([uri_form(p) for p in listed], map(read_local_file, listed), limit)
 
     # Non-deterministic so Spark evaluates the decode once per row even though two fields
     # of its result are selected.
+    local = all(local_path(p) is not None for p in ([path] if isinstance(path, str) else path))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "prefer type hints"
-        decode_udf = arrow_udf(decode, out_type, ArrowUDFType.SCALAR).asNondeterministic()
-    decoded = files.select(F.col("path"), decode_udf("path", "content").alias("_decoded"))
+        if local:
+            # Local files are read here, not by Spark's scan: a file that cannot be read
+            # (permission denied, deleted since listing) fails its row instead of the
+            # job, and contents are never shuffled.
+            udf = arrow_udf(read_and_decode, out_type, ArrowUDFType.SCALAR).asNondeterministic()
+        else:
+            udf = arrow_udf(decode, out_type, ArrowUDFType.SCALAR).asNondeterministic()
+    inputs = ["path"] if local else ["path", "content"]
+    decoded = files.select(F.col("path"), udf(*inputs).alias("_decoded"))
     columns = [F.col("_decoded.image").alias("image"), F.col("_decoded.error").alias("error")]
     if label_from_dir:
         columns.append(F.element_at(F.split(F.col("path"), "/"), -2).alias("label"))

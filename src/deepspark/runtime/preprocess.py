@@ -85,12 +85,13 @@ class ImagePreprocess:
 
 
 def read_path(path: str) -> bytes:
-    """Read a file given as a local path, ``file:`` URI or any pyarrow-supported URI."""
-    from urllib.parse import unquote, urlsplit
+    """Read a file given as a local path, ``file:`` path or URI, or any pyarrow-supported URI."""
+    from deepspark.io._files import local_path
 
-    parts = urlsplit(path)
-    if parts.scheme in ("", "file"):
-        local = unquote(parts.path) if parts.scheme else path
+    local = local_path(path)
+    if local is not None:
+        # Hadoop form ("file:/a #1.jpg") keeps characters literal; "file:///" URIs are
+        # percent-decoded (a '#' in a name must not be taken for a URI fragment).
         with open(local, "rb") as fh:
             return fh.read()
     import pyarrow.fs as pafs
