@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,28 +11,24 @@ import pytest
 from deepspark.cli.main import main
 
 
-@pytest.fixture(scope="session")
-def cli_spark() -> Iterator[object]:
-    """The local[2] session that in-process CLI runs pick up (one JVM for tests/cli).
+@pytest.fixture()
+def cli_spark() -> object:
+    """The live local[2] session that in-process CLI runs pick up (one JVM for tests/cli).
 
-    The commands reuse an active session; a module that stops it (the root ``spark``
-    fixture does) only makes the next command start a new one.
+    Looked up per test: a test module elsewhere may have stopped the session (the root
+    ``spark`` fixture stops it), and the commands then start a new one, as they would.
     """
     from pyspark.sql import SparkSession
 
     import deepspark
 
-    session = SparkSession.getActiveSession() or deepspark.session(
+    return SparkSession.getActiveSession() or deepspark.session(
         "local[2]", app_name="deepspark-cli-tests"
     )
-    yield session
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        active.stop()
 
 
 @pytest.fixture(scope="session")
-def predicted(cli_spark: object, mixed_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def predicted(mixed_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """``deepspark predict mixed/ -o predictions.parquet --top-k 3``, run once in-process.
 
     stdout is captured, so it is not a terminal: progress comes as plain lines.
