@@ -19,6 +19,7 @@ from deepspark.ml.params import (
     HasImagePreprocessing,
     HasModelSource,
     HasNumThreads,
+    HasQuantize,
 )
 
 __all__ = ["DeepImagePredictor"]
@@ -33,6 +34,7 @@ class DeepImagePredictor(
     HasNumThreads,
     HasModelSource,
     HasImagePreprocessing,
+    HasQuantize,
     DefaultParamsReadable,
     DefaultParamsWritable,
 ):
@@ -63,6 +65,11 @@ class DeepImagePredictor(
     batchSize : int, default 64
     errorCol : str, default "error"
     numThreads : int, default 0 (the task's CPU share)
+    quantize : {"none", "int8"}, default "none"
+        "int8" runs a static int8 copy of the model (made once, cached): faster on
+        CPUs, top-1 may differ on a few images (see docs/benchmarks.md).
+    fastDecode : bool, default False
+        Decode JPEGs with DCT scaling and the fast DCT (pixels differ by about 1 level).
 
     Examples
     --------
@@ -118,6 +125,7 @@ class DeepImagePredictor(
         mean: list[float] | None = None,
         std: list[float] | None = None,
         fastDecode: bool = False,
+        quantize: str = "none",
     ) -> None:
         super().__init__()
         self._setDefault(
@@ -161,6 +169,7 @@ class DeepImagePredictor(
                 self.getOrDefault(self.outputName) if self.isDefined(self.outputName) else None
             ),
             role="logits",
+            quantize=self.getQuantize(),
         )
         return ImageModelTask(
             model=resolved.ref,
