@@ -105,11 +105,12 @@ def session(
     if quiet:
         spark.sparkContext.setLogLevel("ERROR")
     if not (conf and _MIN_PARTITIONS in conf) and not spark_conf.contains(_MIN_PARTITIONS):
-        # At least 4 file partitions per core: a folder of small photos then splits into
-        # tasks of balanced size instead of one per 16 MB, so no core idles while the
-        # last big task runs (the tail costs up to half the run on 2 cores otherwise).
+        # At least 2 file partitions per core: a folder of small photos then splits into
+        # balanced waves of tasks instead of one task per 16 MB, so no core idles while
+        # the last big task runs (up to half the run on 2 cores otherwise); more would
+        # only add per-task overhead.
         parallelism = spark.sparkContext.defaultParallelism
-        spark.conf.set(_MIN_PARTITIONS, str(4 * parallelism))
+        spark.conf.set(_MIN_PARTITIONS, str(2 * parallelism))
     return spark
 
 

@@ -206,9 +206,9 @@ def test_predictor_on_spark_matches_reference(spark: object, photos_dir: Path, n
 
 
 def test_session_sizes_file_partitions_by_core_count(spark: object) -> None:
-    """deepspark.session asks for >= 4 file partitions per core (balanced small-file tasks)."""
+    """deepspark.session asks for >= 2 file partitions per core (balanced small-file tasks)."""
     parallelism = spark.sparkContext.defaultParallelism  # type: ignore[attr-defined]
-    assert spark.conf.get("spark.sql.files.minPartitionNum") == str(4 * parallelism)  # type: ignore[attr-defined]
+    assert spark.conf.get("spark.sql.files.minPartitionNum") == str(2 * parallelism)  # type: ignore[attr-defined]
 
 
 @pytest.mark.slow

@@ -32,6 +32,12 @@ def register(sub: Any) -> None:
     add_io_options(p)
     p.add_argument("--model", default="efficientnet_lite0", help="named model or model file")
     p.add_argument("--top-k", type=positive_int, default=5, help="classes per image")
+    p.add_argument(
+        "--quantize",
+        choices=("none", "int8"),
+        default="none",
+        help="int8: run a static int8 copy of the model (faster on CPUs; see docs/benchmarks.md)",
+    )
     add_spark_options(p)
     p.set_defaults(func=run)
 
@@ -68,7 +74,11 @@ def run(args: argparse.Namespace) -> int:
     if args.limit:
         files = files.limit(args.limit)
     predictor = DeepImagePredictor(
-        inputCol="content", topK=args.top_k, batchSize=args.batch_size, **model_kwargs
+        inputCol="content",
+        topK=args.top_k,
+        batchSize=args.batch_size,
+        quantize=args.quantize,
+        **model_kwargs,
     )
     result = predictor.transform(files).select("path", "predictions", "error")
 

@@ -252,7 +252,6 @@ class ImageModelTask:
             else None
         )
         threads = task_threads(self.threads)
-        model = self.model.load(threads=threads, providers=providers)
         stream = self._chunk_stream(arrays)
         # Decoding runs ahead of inference in threads: Pillow, libjpeg-turbo and ONNX
         # Runtime release the GIL, so decoding overlaps inference. One decoder per two
@@ -270,7 +269,8 @@ class ImageModelTask:
                     n, start, chunk, last = item
                     window.append((n, start, last, pool.submit(self._prepare, chunk)))
 
-            fill()
+            fill()  # the first chunks decode while the model loads (first task of a worker)
+            model = self.model.load(threads=threads, providers=providers)
             errors: list[str | None] = []
             rows: list[np.ndarray] = []
             outs: list[np.ndarray] = []
