@@ -18,7 +18,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -180,14 +180,15 @@ def run_deepspark_cli(a: argparse.Namespace) -> dict[str, float]:
 def _spark_recipe(a: argparse.Namespace, make_predict: Callable[[], Callable]) -> dict[str, float]:
     """binaryFile + iterator pandas UDF, as most Spark inference examples write it."""
     import pandas as pd
-    from pyspark.sql.functions import pandas_udf
+    from pyspark.sql.functions import PandasUDFType, pandas_udf
 
     spark, startup = _spark(False)
     t0 = time.perf_counter()
     files = spark.read.format("binaryFile").option("pathGlobFilter", "*.jpg").load(a.data)
 
-    @pandas_udf("struct<classes: array<int>, probabilities: array<float>>")  # type: ignore[misc]
-    def classify(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
+    # Iterator[Series] -> Iterator[DataFrame] (a struct result) has no type-hint form in
+    # pyspark 4, so the UDF type is given explicitly.
+    def classify(batches):  # type: ignore[no-untyped-def]  # Iterator[pd.Series]
         predict = make_predict()
         for contents in batches:
             idx, prob = [], []
@@ -198,9 +199,21 @@ def _spark_recipe(a: argparse.Namespace, make_predict: Callable[[], Callable]) -
                 prob += list(p_)
             yield pd.DataFrame({"classes": idx, "probabilities": prob})
 
+    classify = pandas_udf(classify, _TOP5_TYPE(), PandasUDFType.SCALAR_ITER)  # noqa: F811
     files.select("path", classify("content").alias("pred")).write.mode("overwrite").parquet(a.out)
     seconds = time.perf_counter() - t0
     return {"images": count_parquet_rows(a.out), "seconds": seconds, "startup_s": startup}
+
+
+def _TOP5_TYPE() -> object:
+    from pyspark.sql.types import ArrayType, FloatType, IntegerType, StructField, StructType
+
+    return StructType(
+        [
+            StructField("classes", ArrayType(IntegerType())),
+            StructField("probabilities", ArrayType(FloatType())),
+        ]
+    )
 
 
 def run_spark_onnx(a: argparse.Namespace) -> dict[str, float]:
@@ -240,7 +253,6 @@ def run_spark_torch(a: argparse.Namespace) -> dict[str, float]:
 
 def run_predict_batch_udf(a: argparse.Namespace) -> dict[str, float]:
     from pyspark.ml.functions import predict_batch_udf
-    from pyspark.sql.types import ArrayType, FloatType, IntegerType, StructField, StructType
 
     spark, startup = _spark(False)
     t0 = time.perf_counter()
@@ -256,13 +268,7 @@ def run_predict_batch_udf(a: argparse.Namespace) -> dict[str, float]:
 
         return predict
 
-    rtype = StructType(
-        [
-            StructField("classes", ArrayType(IntegerType())),
-            StructField("probabilities", ArrayType(FloatType())),
-        ]
-    )
-    classify = predict_batch_udf(make_predict_fn, return_type=rtype, batch_size=BATCH)
+    classify = predict_batch_udf(make_predict_fn, return_type=_TOP5_TYPE(), batch_size=BATCH)
     files = spark.read.format("binaryFile").option("pathGlobFilter", "*.jpg").load(a.data)
     files.select("path", classify("content").alias("pred")).write.mode("overwrite").parquet(a.out)
     seconds = time.perf_counter() - t0
