@@ -55,14 +55,27 @@ VARIANTS = [
     Variant("limit", "limit", "limit: 1 process, simplejpeg + ONNX Runtime, all cores"),
     Variant("deepspark-api", "deepspark-api", "deepspark Python API, local[*]"),
     Variant("deepspark-cli", "deepspark-cli", "deepspark CLI (predict), local[*]"),
-    Variant("spark-pandas-onnx", "spark-pandas-onnx", "Spark recipe: binaryFile + pandas UDF, ONNX Runtime"),
-    Variant("spark-pandas-torch", "spark-pandas-torch", "Spark recipe: binaryFile + pandas UDF, PyTorch eager"),
+    Variant(
+        "spark-pandas-onnx",
+        "spark-pandas-onnx",
+        "Spark recipe: binaryFile + pandas UDF, ONNX Runtime",
+    ),
+    Variant(
+        "spark-pandas-torch",
+        "spark-pandas-torch",
+        "Spark recipe: binaryFile + pandas UDF, PyTorch eager",
+    ),
     Variant("predict-batch-udf", "predict-batch-udf", "Spark predict_batch_udf, ONNX Runtime"),
     Variant("ray-data", "ray-data", "Ray Data: read_binary_files + map_batches actor", peer=True),
     Variant("daft", "daft", "Daft: download + class UDF, native runner", peer=True),
     Variant("limit-int8", "limit", "limit, int8 model", model="int8"),
-    Variant("deepspark-api-int8", "deepspark-api", "deepspark API, quantize='int8'", model="int8",
-            args=("--quantize", "int8")),
+    Variant(
+        "deepspark-api-int8",
+        "deepspark-api",
+        "deepspark API, quantize='int8'",
+        model="int8",
+        args=("--quantize", "int8"),
+    ),
 ]
 
 
@@ -114,7 +127,9 @@ def _kill_tree(proc: object) -> None:
             pass
 
 
-def run_measured(cmd: list[str], timeout: float, env: dict[str, str]) -> tuple[int, str, float, bool]:
+def run_measured(
+    cmd: list[str], timeout: float, env: dict[str, str]
+) -> tuple[int, str, float, bool]:
     """Run ``cmd``; returns (exit code, output, peak RSS of the process tree in MB, timed out)."""
     import psutil
 
@@ -146,7 +161,9 @@ def run_measured(cmd: list[str], timeout: float, env: dict[str, str]) -> tuple[i
     return popen.returncode, output, peak / 2**20, timed_out
 
 
-def run_variant(v: Variant, rep: int, folder: Path, models: dict[str, str], a: argparse.Namespace) -> Run:
+def run_variant(
+    v: Variant, rep: int, folder: Path, models: dict[str, str], a: argparse.Namespace
+) -> Run:
     python = str(a.peers_python) if v.peer else sys.executable
     if v.peer and not Path(python).exists():
         return Run(v.name, rep, False, error=f"not installed ({python} missing)")
@@ -155,10 +172,14 @@ def run_variant(v: Variant, rep: int, folder: Path, models: dict[str, str], a: a
         python,
         str(ROOT / "benchmarks" / "variants.py"),
         v.script,
-        "--data", str(folder),
-        "--out", str(out / "out"),
-        "--model", models[v.model],
-        "--float-model", models["float"],
+        "--data",
+        str(folder),
+        "--out",
+        str(out / "out"),
+        "--model",
+        models[v.model],
+        "--float-model",
+        models["float"],
         *v.args,
     ]
     env = dict(os.environ)
@@ -170,14 +191,26 @@ def run_variant(v: Variant, rep: int, folder: Path, models: dict[str, str], a: a
         code, output, peak, timed_out = run_measured(cmd, a.timeout, env)
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    result_line = next((l for l in reversed(output.splitlines()) if l.startswith("RESULT ")), None)
+    result_line = next(
+        (line for line in reversed(output.splitlines()) if line.startswith("RESULT ")), None
+    )
     if timed_out:
-        return Run(v.name, rep, False, peak_rss_mb=peak, error=f"timed out after {a.timeout:.0f}s (deadlock or too slow)")
+        return Run(
+            v.name,
+            rep,
+            False,
+            peak_rss_mb=peak,
+            error=f"timed out after {a.timeout:.0f}s (deadlock or too slow)",
+        )
     if code != 0 or result_line is None:
-        tail = [l for l in output.strip().splitlines() if l.strip()][-3:]
-        return Run(v.name, rep, False, peak_rss_mb=peak, error=f"exit {code}: " + " | ".join(tail)[-400:])
-    res = json.loads(result_line[len("RESULT "):])
-    return Run(v.name, rep, True, int(res["images"]), float(res["seconds"]), float(res["startup_s"]), peak)
+        tail = [line for line in output.strip().splitlines() if line.strip()][-3:]
+        return Run(
+            v.name, rep, False, peak_rss_mb=peak, error=f"exit {code}: " + " | ".join(tail)[-400:]
+        )
+    res = json.loads(result_line[len("RESULT ") :])
+    return Run(
+        v.name, rep, True, int(res["images"]), float(res["seconds"]), float(res["startup_s"]), peak
+    )
 
 
 # ---------------------------------------------------------------------- models
@@ -198,16 +231,19 @@ def prepare_models(with_int8: bool) -> dict[str, str]:
 def int8_agreement(models: dict[str, str], n: int) -> dict[str, float]:
     """Top-1 agreement of int8 with fp32 on held-out photos (never used for calibration)."""
     import numpy as np
+    import variants as V
     from PIL import Image
 
-    import variants as V
-
     photos = bench_data.held_out_arrays(n, seed=1)
-    pixels = np.stack([np.asarray(Image.fromarray(p).resize(V.SIZE, Image.Resampling.BILINEAR)) for p in photos])
+    pixels = np.stack(
+        [np.asarray(Image.fromarray(p).resize(V.SIZE, Image.Resampling.BILINEAR)) for p in photos]
+    )
     out = {}
     for key in ("fused", "int8"):
         sess = V.ort_session(models[key], V.cpus())
-        out[key] = np.concatenate([V.ort_predict(sess, pixels[i : i + 32]) for i in range(0, n, 32)])
+        out[key] = np.concatenate(
+            [V.ort_predict(sess, pixels[i : i + 32]) for i in range(0, n, 32)]
+        )
     top1_f, top1_q = out["fused"].argmax(1), out["int8"].argmax(1)
     top5_f = np.argsort(-out["fused"], axis=1)[:, :5]
     return {
@@ -221,13 +257,25 @@ def int8_agreement(models: dict[str, str], n: int) -> dict[str, float]:
 def machine() -> dict[str, str]:
     import importlib.metadata as md
 
-    info = {"date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "python": platform.python_version()}
+    info = {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "python": platform.python_version(),
+    }
     try:
         lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        model = next((l.split(":", 1)[1].strip() for l in lscpu.splitlines() if l.startswith("Model name")), "?")
-        flags = next((l for l in lscpu.splitlines() if l.startswith("Flags")), "")
+        model = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in lscpu.splitlines()
+                if line.startswith("Model name")
+            ),
+            "?",
+        )
+        flags = next((line for line in lscpu.splitlines() if line.startswith("Flags")), "")
         info["cpu"] = f"{model}, {len(os.sched_getaffinity(0))} cores available"
-        info["bf16"] = "yes" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "no (no avx512_bf16/amx)"
+        info["bf16"] = (
+            "yes" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "no (no avx512_bf16/amx)"
+        )
     except OSError:
         info["cpu"] = platform.processor()
     try:
@@ -280,7 +328,9 @@ def _fmt(x: float | None, spec: str = ".1f") -> str:
     return "-" if x is None else format(x, spec)
 
 
-def markdown(summary: list[dict], info: dict, a: argparse.Namespace, quality: dict | None, memory: list[dict]) -> str:
+def markdown(
+    summary: list[dict], info: dict, a: argparse.Namespace, quality: dict | None, memory: list[dict]
+) -> str:
     lines = [
         START,
         f"Generated by `python benchmarks/run.py -n {a.n} --reps {a.reps}` on {info['date']}.",
@@ -308,10 +358,15 @@ def markdown(summary: list[dict], info: dict, a: argparse.Namespace, quality: di
             f"fp32 top-5 {quality['int8_top1_in_fp32_top5']:.1%}.",
         ]
     if memory:
-        lines += ["", "| peak RSS (MB) | " + " | ".join(f"{m['n']} images" for m in memory) + " |",
-                  "|---|" + "---:|" * len(memory)]
+        lines += [
+            "",
+            "| peak RSS (MB) | " + " | ".join(f"{m['n']} images" for m in memory) + " |",
+            "|---|" + "---:|" * len(memory),
+        ]
         for name in sorted({k for m in memory for k in m["rss"]}):
-            lines.append(f"| {name} | " + " | ".join(_fmt(m["rss"].get(name), ".0f") for m in memory) + " |")
+            lines.append(
+                f"| {name} | " + " | ".join(_fmt(m["rss"].get(name), ".0f") for m in memory) + " |"
+            )
     lines += ["", "Machine and versions:", ""]
     lines += [f"- {k}: {v}" for k, v in info.items()]
     lines.append(END)
@@ -340,8 +395,13 @@ def chart(summary: list[dict], path: Path, n: int) -> None:
     fig, ax = plt.subplots(figsize=(9, 0.5 * len(rows) + 1.5))
     names = [r["label"] for r in rows][::-1]
     med = [r["median"] for r in rows][::-1]
-    err = [[r["median"] - r["min"] for r in rows][::-1], [r["max"] - r["median"] for r in rows][::-1]]
-    colors = ["tab:blue" if r["variant"].startswith("deepspark") else "tab:gray" for r in rows][::-1]
+    err = [
+        [r["median"] - r["min"] for r in rows][::-1],
+        [r["max"] - r["median"] for r in rows][::-1],
+    ]
+    colors = ["tab:blue" if r["variant"].startswith("deepspark") else "tab:gray" for r in rows][
+        ::-1
+    ]
     ax.barh(names, med, xerr=err, color=colors)
     ax.set_xlabel("images/s (median, min-max); higher is better")
     ax.set_title(f"EfficientNet-Lite0 on {n} JPEGs, top-5 to Parquet")
@@ -358,7 +418,9 @@ def report_only(a: argparse.Namespace) -> int:
     chosen = [v for v in VARIANTS if v.name in names]
     a.n, a.reps = saved["n"], saved["reps"]
     summary = summarise(runs, chosen)
-    write_doc(a.doc, markdown(summary, saved["machine"], a, saved.get("quality"), saved.get("memory", [])))
+    write_doc(
+        a.doc, markdown(summary, saved["machine"], a, saved.get("quality"), saved.get("memory", []))
+    )
     chart(summary, a.chart, a.n)
     print(f"[bench] wrote {a.doc}, {a.chart}")
     return 0
@@ -366,21 +428,36 @@ def report_only(a: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("-n", type=int, default=2000, help="number of photos (default 2000)")
     p.add_argument("--reps", type=int, default=3, help="repetitions per variant (default 3)")
     p.add_argument("--variants", default="", help="comma-separated subset (default: all)")
-    p.add_argument("--timeout", type=float, default=1800, help="seconds per variant run before it counts as hung")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=1800,
+        help="seconds per variant run before it counts as hung",
+    )
     p.add_argument("--data-dir", type=Path, default=ROOT / "bench-data")
     p.add_argument("--peers-python", type=Path, default=PEERS_PYTHON)
-    p.add_argument("--setup-peers", action="store_true", help="run benchmarks/setup_peers.sh first if bench-venv is missing")
-    p.add_argument("--quality-n", type=int, default=200, help="held-out photos for the int8 agreement")
+    p.add_argument(
+        "--setup-peers",
+        action="store_true",
+        help="run benchmarks/setup_peers.sh first if bench-venv is missing",
+    )
+    p.add_argument(
+        "--quality-n", type=int, default=200, help="held-out photos for the int8 agreement"
+    )
     p.add_argument("--memory", action="store_true", help="also measure peak RSS at --memory-sizes")
     p.add_argument("--memory-sizes", default="2000,20000")
     p.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md")
     p.add_argument("--chart", type=Path, default=ROOT / "docs" / "benchmarks.png")
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results.json")
-    p.add_argument("--report-only", action="store_true", help="rewrite the doc and chart from --results")
+    p.add_argument(
+        "--report-only", action="store_true", help="rewrite the doc and chart from --results"
+    )
     a = p.parse_args(argv)
     if a.report_only:
         return report_only(a)
@@ -389,7 +466,9 @@ def main(argv: list[str] | None = None) -> int:
     if not chosen:
         p.error(f"no such variant; choose from {', '.join(v.name for v in VARIANTS)}")
     if a.setup_peers and not a.peers_python.exists() and any(v.peer for v in chosen):
-        subprocess.run(["bash", str(ROOT / "benchmarks" / "setup_peers.sh"), sys.executable], check=False)
+        subprocess.run(
+            ["bash", str(ROOT / "benchmarks" / "setup_peers.sh"), sys.executable], check=False
+        )
 
     info = machine()
     print(f"[bench] {info.get('cpu')}; generating {a.n} photos", flush=True)
@@ -401,7 +480,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench] int8 agreement: {quality}", flush=True)
 
     runs: list[Run] = []
-    results: dict = {"machine": info, "n": a.n, "reps": a.reps, "quality": quality, "runs": runs, "memory": []}
+    results: dict = {
+        "machine": info,
+        "n": a.n,
+        "reps": a.reps,
+        "quality": quality,
+        "runs": runs,
+        "memory": [],
+    }
 
     def save() -> None:
         a.results.parent.mkdir(parents=True, exist_ok=True)
@@ -414,7 +500,10 @@ def main(argv: list[str] | None = None) -> int:
             r = run_variant(v, rep, folder, models, a)
             runs.append(r)
             status = f"{r.rate:.1f} img/s, start-up {r.startup_s:.1f}s" if r.ok else r.error
-            print(f"[bench] rep {rep + 1} {v.name}: {status}, peak RSS {r.peak_rss_mb:.0f} MB ({time.time() - t0:.0f}s)", flush=True)
+            print(
+                f"[bench] rep {rep + 1} {v.name}: {status}, peak RSS {r.peak_rss_mb:.0f} MB ({time.time() - t0:.0f}s)",
+                flush=True,
+            )
             save()
 
     memory = []
@@ -425,7 +514,10 @@ def main(argv: list[str] | None = None) -> int:
             for v in [x for x in VARIANTS if x.name in ("limit", "deepspark-api")]:
                 r = run_variant(v, 0, mfolder, models, a)
                 rss[v.name] = r.peak_rss_mb if r.ok else None
-                print(f"[bench] memory {size} {v.name}: {r.peak_rss_mb:.0f} MB {'' if r.ok else r.error}", flush=True)
+                print(
+                    f"[bench] memory {size} {v.name}: {r.peak_rss_mb:.0f} MB {'' if r.ok else r.error}",
+                    flush=True,
+                )
             memory.append({"n": size, "rss": rss})
         results["memory"] = memory
         save()

@@ -87,9 +87,10 @@ def test_exif_rotated_jpeg_is_turned_upright(named: tuple) -> None:
     pre_tall = ImagePreprocess(size=(300, 200), mean=pre.mean, std=pre.std)
     got = load_pixels(data, "binary", pre_tall)
     ref = np.asarray(
-        Image.open(io.BytesIO(data)).transpose(Image.Transpose.ROTATE_270).convert("RGB").resize(
-            (200, 300), Image.Resampling.BILINEAR
-        )
+        Image.open(io.BytesIO(data))
+        .transpose(Image.Transpose.ROTATE_270)
+        .convert("RGB")
+        .resize((200, 300), Image.Resampling.BILINEAR)
     )
     assert np.abs(got.astype(int) - ref).mean() < 1.0
 
@@ -165,7 +166,9 @@ def test_provider_options_fall_back_to_cpu(named: tuple) -> None:
 
     path, _ = named
     model = OnnxModel(
-        path, threads=1, providers=[("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"]
+        path,
+        threads=1,
+        providers=[("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"],
     )
     assert "CPUExecutionProvider" in model.providers
     ref = ModelRef("onnx", ShippedFile("p", "p", str(path)))
@@ -182,7 +185,9 @@ def test_predictor_rejects_unknown_quantize(spark: object, photos_dir: Path) -> 
         deepspark.DeepImagePredictor(inputCol="content", quantize="int4").transform(files)
 
 
-def test_predictor_on_spark_matches_reference(spark: object, photos_dir: Path, named: tuple) -> None:
+def test_predictor_on_spark_matches_reference(
+    spark: object, photos_dir: Path, named: tuple
+) -> None:
     """DeepImagePredictor (fused uint8 model, fast decode path) on real Spark agrees with
     a hand-written Pillow + float ONNX reference on every photo."""
     import deepspark
@@ -221,7 +226,9 @@ def test_int8_predictor_agrees_with_fp32(spark: object, photos_dir: Path, tmp_pa
         shutil.copyfile(_skimage(name), tmp_path / f"{i}-{name}")
     files = list_files(spark, str(tmp_path))
     fp32 = deepspark.DeepImagePredictor(inputCol="content", topK=5).transform(files)
-    int8 = deepspark.DeepImagePredictor(inputCol="content", topK=5, quantize="int8").transform(files)
+    int8 = deepspark.DeepImagePredictor(inputCol="content", topK=5, quantize="int8").transform(
+        files
+    )
     a = {r["path"]: r["predictions"] for r in fp32.collect()}
     b = {r["path"]: r["predictions"] for r in int8.collect()}
     assert a.keys() == b.keys()

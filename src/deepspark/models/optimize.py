@@ -214,7 +214,9 @@ def quantize_int8(
 
     from deepspark.runtime.preprocess import to_batch
 
-    tag = f"int8|{input_name}|{','.join(exclude_ops)}|pct-first-conv|v2" + ("|custom" if calibration else "")
+    tag = f"int8|{input_name}|{','.join(exclude_ops)}|pct-first-conv|v2" + (
+        "|custom" if calibration else ""
+    )
     target = _cached_name(path, tag)
     if target.is_file() and calibration is None:
         return target

@@ -254,12 +254,16 @@ class ImageModelTask:
         threads = task_threads(self.threads)
         stream = self._chunk_stream(arrays)
         # Decoding runs ahead of inference in threads: Pillow, libjpeg-turbo and ONNX
-        # Runtime release the GIL, so decoding overlaps inference. One decoder per two
-        # inference threads keeps both busy without oversubscribing the task's cores;
-        # the window (decoders + 1 chunks) keeps memory bounded.
-        decoders = 1 if gpu is None and threads < 4 else max(1, threads // 2)
+        # Runtime release the GIL, so decoding overlaps inference. On CPU one decoder per
+        # two inference threads keeps both busy without oversubscribing the task's cores;
+        # on a GPU the task's cores are all free to decode. The window (decoders + 1
+        # chunks) keeps memory bounded.
+        if gpu is not None:
+            decoders = max(1, threads)
+        else:
+            decoders = 1 if threads < 4 else threads // 2
         window: deque[tuple[int, int, bool, Future[Any]]] = deque()
-        with ThreadPoolExecutor(max_workers=decoders, thread_name_prefix="deepspark-decode") as pool:
+        with ThreadPoolExecutor(decoders, thread_name_prefix="deepspark-decode") as pool:
 
             def fill() -> None:
                 while len(window) < decoders + 1:
