@@ -31,8 +31,11 @@ test: test-tools
 test-slow: install
 	$(PY) -m pytest -q -m slow
 
+# BENCH_ARGS, e.g. make bench BENCH_ARGS="-n 400 --reps 2" or "--memory" (see docs/benchmarks.md)
 bench: install
-	$(PY) benchmarks/run.py
+	$(PY) -m pip install -q -e ".[bench]"
+	bash benchmarks/setup_peers.sh $(PYTHON) bench-venv
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

@@ -45,6 +45,12 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--top-k", type=positive_int, default=5, metavar="K", help="classes per image (default: 5)"
     )
+    p.add_argument(
+        "--quantize",
+        choices=("none", "int8"),
+        default="none",
+        help="int8: run a static int8 copy of the model (faster on CPUs; see docs/benchmarks.md)",
+    )
     add_spark_options(p)
     p.set_defaults(func=run)
 
@@ -72,7 +78,11 @@ def run(args: argparse.Namespace) -> int:
     # other filesystems through Spark's binaryFile content.
     input_col = "path" if all(local_path(p) is not None for p in args.paths) else "content"
     predictor = DeepImagePredictor(
-        inputCol=input_col, topK=args.top_k, batchSize=args.batch_size, **model_kwargs
+        inputCol=input_col,
+        topK=args.top_k,
+        batchSize=args.batch_size,
+        quantize=args.quantize,
+        **model_kwargs,
     )
     result = predictor.transform(limit_files(files, args.limit)).select(
         "path", "predictions", "error"

@@ -481,7 +481,7 @@ def read_images(
     >>> df = deepspark.read_images(spark, "samples/")        # doctest: +SKIP
     >>> df.select("image.origin", "image.width", "error").show()  # doctest: +SKIP
     """
-    import pyarrow as pa
+    import pyarrow as pa  # noqa: F401 - named in the UDFs' annotations
     from pyspark.sql import functions as F
     from pyspark.sql.functions import ArrowUDFType, arrow_udf
     from pyspark.sql.types import StringType, StructField, StructType

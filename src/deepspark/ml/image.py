@@ -22,6 +22,7 @@ from deepspark.ml.params import (
     HasModelSource,
     HasNumThreads,
     model_param_value,
+    HasQuantize,
 )
 
 from deepspark.ml.persistence import ModelFilePersistence
@@ -50,6 +51,7 @@ class DeepImagePredictor(
     HasModelSource,
     HasModelLoading,
     HasImagePreprocessing,
+    HasQuantize,
     ModelFilePersistence,
 ):
     """Classify images with a pretrained network; top-k classes per row.
@@ -83,6 +85,11 @@ class DeepImagePredictor(
     batchSize : int, default 64
     errorCol : str, default "error"
     numThreads : int, default 0 (the task's CPU share)
+    quantize : {"none", "int8"}, default "none"
+        "int8" runs a static int8 copy of the model (made once, cached): faster on
+        CPUs, top-1 may differ on a few images (see docs/benchmarks.md).
+    fastDecode : bool, default False
+        Decode JPEGs with DCT scaling and the fast DCT (pixels differ by about 1 level).
 
     Examples
     --------
@@ -140,6 +147,7 @@ class DeepImagePredictor(
         fastDecode: bool = False,
         engine: str = "auto",
         trustPickle: bool = False,
+        quantize: str = "none",
     ) -> None:
         super().__init__()
         self._setDefault(
@@ -183,6 +191,7 @@ class DeepImagePredictor(
             role="logits",
             engine=self.getEngine(),
             trust_pickle=self.getTrustPickle(),
+            quantize=self.getQuantize(),
         )
         return ImageModelTask(
             model=resolved.ref,

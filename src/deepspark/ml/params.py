@@ -16,6 +16,7 @@ __all__ = [
     "HasImagePreprocessing",
     "HasModelLoading",
     "model_param_value",
+    "HasQuantize",
 ]
 
 
@@ -233,3 +234,26 @@ def model_param_value(model: Any, **prepare_options: Any) -> Any:
 
     spec, _ = prepare_model(model, **prepare_options)
     return str(spec.path)
+class HasQuantize(Params):
+    """``quantize``: run an int8 copy of the model ("int8") or the model as is ("none")."""
+
+    quantize: Param[str] = Param(
+        Params._dummy(),
+        "quantize",
+        "'int8' runs a static int8 copy of the ONNX model (calibrated on real photos, made "
+        "once and cached; faster on CPUs, predictions may differ slightly); 'none' (default)",
+        typeConverter=TypeConverters.toString,
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._setDefault(quantize="none")
+
+    def getQuantize(self) -> str:
+        value = self.getOrDefault(self.quantize).lower()
+        if value not in ("none", "int8"):
+            raise InvalidParameterError(f"quantize must be 'none' or 'int8', got {value!r}")
+        return value
+
+    def setQuantize(self, value: str) -> Any:
+        return self._set(quantize=value)

@@ -11,7 +11,7 @@ from deepspark.models.cache import ShippedFile, worker_cached
 __all__ = ["ModelRef", "BACKENDS"]
 
 
-def _load_onnx(path: str, threads: int | None, providers: list[str] | None, **_: Any) -> Model:
+def _load_onnx(path: str, threads: int | None, providers: list[Any] | None, **_: Any) -> Model:
     from deepspark.models.onnx import OnnxModel
 
     return OnnxModel(path, threads=threads, providers=providers)
@@ -82,9 +82,12 @@ class ModelRef:
     file: ShippedFile
     options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
 
-    def load(self, threads: int | None = None, providers: list[str] | None = None) -> Model:
-        """The model, loaded once per Python worker (cached by content hash and settings)."""
-        key = (self.framework, self.file.sha256, self.options, threads, tuple(providers or ()))
+    def load(self, threads: int | None = None, providers: list[Any] | None = None) -> Model:
+        """The model, loaded once per Python worker (cached by content hash and settings).
+
+        ``providers`` items are names or ``(name, options)`` pairs (e.g. a CUDA device id).
+        """
+        key = (self.framework, self.file.sha256, self.options, threads, repr(providers or ()))
 
         def factory() -> Model:
             loader = BACKENDS[self.framework]

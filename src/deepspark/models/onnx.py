@@ -42,8 +42,10 @@ class OnnxModel(Model):
     threads : int, optional
         Intra-op threads; defaults to ONNX Runtime's choice (all cores). On Spark the
         runtime passes the task's CPU share so concurrent tasks do not oversubscribe.
-    providers : list of str, optional
-        Execution providers; default CPU (CUDA first when a GPU is assigned).
+    providers : list, optional
+        Execution providers, each a name or ``(name, options)``, e.g.
+        ``[("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]``;
+        default CPU. Providers this ONNX Runtime build lacks are skipped (CPU remains).
 
     Examples
     --------
@@ -57,7 +59,7 @@ class OnnxModel(Model):
         self,
         path: str | Path,
         threads: int | None = None,
-        providers: list[str] | None = None,
+        providers: list[Any] | None = None,
     ) -> None:
         ort = require("onnxruntime", "Running ONNX models")
         path = Path(path)
@@ -69,7 +71,11 @@ class OnnxModel(Model):
             options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         available = ort.get_available_providers()
-        chosen = [p for p in (providers or ["CPUExecutionProvider"]) if p in available]
+        chosen = [
+            p
+            for p in (providers or ["CPUExecutionProvider"])
+            if (p[0] if isinstance(p, tuple) else p) in available
+        ]
         try:
             self._session = ort.InferenceSession(
                 str(path), sess_options=options, providers=chosen or ["CPUExecutionProvider"]

@@ -7,6 +7,7 @@ the driver, before any task starts.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -182,14 +183,24 @@ def resolve_image_model(
     role: str,
     engine: str = "auto",
     trust_pickle: bool = False,
+    quantize: str = "none",
 ) -> ResolvedImageModel:
     """Resolve, validate and ship an image model; ``role`` is "logits" or "features".
 
     ``model`` is a path of any supported framework (see :func:`deepspark.load_model`);
     it is loaded here, on the driver, so a bad file fails before any task starts.
+    ``quantize="int8"`` ships a static int8 copy of the model (ONNX only, made once and
+    cached). Named models also get their normalisation fused into the graph so that
+    executors feed raw uint8 pixels (see :mod:`deepspark.models.optimize`).
     """
     from deepspark.models.api import prepare_model
+    from deepspark.models.optimize import QUANTIZE_MODES, quantize_int8
 
+    quantize = (quantize or "none").lower()
+    if quantize not in QUANTIZE_MODES:
+        raise InvalidParameterError(
+            f"quantize must be one of {', '.join(QUANTIZE_MODES)}, got {quantize!r}"
+        )
     sc = spark.sparkContext
     if model:
         path = local_model_path(model)
@@ -214,17 +225,41 @@ def resolve_image_model(
         out = output_name or names[0]
         if out not in names:
             raise InvalidParameterError(f"model has no output {out!r}; outputs are {names}")
-        ref = model_spec.ship(sc)  # only a model that fits is shipped
+        if quantize == "int8":
+            if model_spec.backend != "onnx":
+                raise InvalidParameterError(
+                    f"quantize='int8' needs an ONNX model; {path.name} runs on "
+                    f"{model_spec.backend} (export it to ONNX, or leave quantize='none')"
+                )
+            quantized = quantize_int8(model_spec.path, preprocess, spec.name)
+            ref = ModelRef("onnx", ship_file(sc, quantized))
+        else:
+            ref = model_spec.ship(sc)  # only a model that fits is shipped
         return ResolvedImageModel(ref, preprocess, spec.name, out, load_labels(labels))
 
     named = get_named_model(model_name or "efficientnet_lite0")
     if named.preprocess is None or named.task != "image-classification":
         raise InvalidParameterError(f"model '{named.name}' is not an image model")
-    ref = ModelRef("onnx", ship_file(sc, named.export()))
     out = output_name or named.outputs.get(role)
     if out is None:
         raise InvalidParameterError(f"model '{named.name}' has no {role} output")
+    path, pre, input_name = _optimised(named.export(), named.preprocess, "input", quantize)
+    pre = dataclasses.replace(pre, fast_decode=preprocess.fast_decode)
+    ref = ModelRef("onnx", ship_file(sc, path))
     named_labels = named.labels() if named.labels else None
-    return ResolvedImageModel(
-        ref, named.preprocess, "input", out, load_labels(labels) or named_labels
-    )
+    return ResolvedImageModel(ref, pre, input_name, out, load_labels(labels) or named_labels)
+
+
+def _optimised(
+    path: Path, pre: ImagePreprocess, input_name: str, quantize: str
+) -> tuple[Path, ImagePreprocess, str]:
+    """A named model's file for executors: int8 when asked, normalisation fused in."""
+    from deepspark.errors import MissingDependencyError
+    from deepspark.models.optimize import fuse_preprocessing, quantize_int8
+
+    if quantize == "int8":
+        path = quantize_int8(path, pre, input_name)
+    try:
+        return fuse_preprocessing(path, pre, input_name)
+    except MissingDependencyError:  # no `onnx` package: the float input works as well
+        return path, pre, input_name

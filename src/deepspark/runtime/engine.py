@@ -21,7 +21,14 @@ from deepspark.models.loader import ModelRef
 from deepspark.runtime.preprocess import ImagePreprocess, load_pixels, to_batch
 from deepspark.runtime.threads import task_gpu, task_threads
 
-__all__ = ["ImageModelTask", "OUTPUT_MODES", "softmax", "topk_structs", "arrow_input_kind"]
+__all__ = [
+    "ImageModelTask",
+    "OUTPUT_MODES",
+    "softmax",
+    "topk_indices",
+    "topk_structs",
+    "arrow_input_kind",
+]
 
 #: how a model output becomes a column value
 OUTPUT_MODES = ("topk", "array", "vector", "probabilities")
@@ -36,19 +43,33 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return z.astype(np.float32)
 
 
+def topk_indices(probs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the ``k`` largest columns sorted by descending value: ``(indices, values)``.
+
+    Vectorised over the batch (argpartition, then one sort of k columns per row).
+
+    >>> idx, val = topk_indices(np.array([[0.1, 0.7, 0.2]], np.float32), 2)
+    >>> idx.tolist(), val.round(1).tolist()
+    ([[1, 2]], [[0.7, 0.2]])
+    """
+    k = min(k, probs.shape[1])
+    idx = np.argpartition(-probs, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(probs, idx, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    return np.take_along_axis(idx, order, axis=1), np.take_along_axis(vals, order, axis=1)
+
+
 def topk_structs(
     probs: np.ndarray, k: int, labels: tuple[ClassLabel, ...] | None
 ) -> list[list[dict[str, Any]]]:
     """The k most probable classes of each row, sorted, as ``{class, description, probability}``."""
-    k = min(k, probs.shape[1])
-    idx = np.argpartition(-probs, k - 1, axis=1)[:, :k]
+    idx, vals = topk_indices(probs, k)
     rows = []
     for r in range(probs.shape[0]):
-        order = idx[r][np.argsort(-probs[r, idx[r]], kind="stable")]
         items = []
-        for c in order:
+        for c, p in zip(idx[r].tolist(), vals[r].tolist()):
             cid, desc = labels[c] if labels is not None and c < len(labels) else (str(c), str(c))
-            items.append({"class": cid, "description": desc, "probability": float(probs[r, c])})
+            items.append({"class": cid, "description": desc, "probability": float(p)})
         rows.append(items)
     return rows
 
@@ -169,28 +190,84 @@ class ImageModelTask:
         return ok, tensor, errors
 
     def _postprocess(self, out: np.ndarray) -> list[Any]:
+        """Model output -> one Python value per row (the row-by-row form of the result)."""
+        return self._result_array(len(out), np.arange(len(out)), np.asarray(out)).to_pylist()
+
+    def _scores(self, out: np.ndarray) -> np.ndarray:
+        """Raw model output (rows, ...) -> 2-D float32 scores as the result reports them."""
         out = out.reshape(out.shape[0], -1)
-        if self.mode == "topk":
-            probs = softmax(out) if self.apply_softmax else out.astype(np.float32)
-            return topk_structs(probs, self.top_k, self.labels)
+        if self.mode == "topk" and self.apply_softmax:
+            return softmax(out)
         if self.mode == "probabilities" and self.apply_softmax and not _is_distribution(out):
-            out = softmax(out)
-        return list(out.astype(np.float32))
+            return softmax(out)
+        return out.astype(np.float32, copy=False)
+
+    def _result_array(self, n: int, rows: np.ndarray, out: np.ndarray) -> Any:
+        """The result column of one Arrow batch, built with vectorised Arrow calls.
+
+        ``rows`` are the batch positions that have a model output (``out`` row i belongs
+        to ``rows[i]``); every other row gets a null result.
+        """
+        import pyarrow as pa
+
+        result_type = self.result_arrow_type()
+        if len(rows) == 0:
+            return pa.nulls(n, type=result_type)
+        scores = self._scores(out)
+        if self.mode == "topk":
+            idx, vals = topk_indices(scores, self.top_k)
+            flat = pa.array(idx.ravel())
+            ids, descs = self._label_arrays(scores.shape[1])
+            values = pa.StructArray.from_arrays(
+                [ids.take(flat), descs.take(flat), pa.array(vals.ravel(), type=pa.float32())],
+                fields=list(result_type.value_type),
+            )
+            width = idx.shape[1]
+        else:
+            values = pa.array(scores.ravel(), type=pa.float32())
+            width = scores.shape[1]
+        lengths = np.zeros(n, dtype=np.int32)
+        lengths[rows] = width
+        offsets = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum(lengths, out=offsets[1:])
+        mask = np.ones(n, dtype=bool)
+        mask[rows] = False
+        return pa.ListArray.from_arrays(
+            pa.array(offsets), values, type=result_type, mask=pa.array(mask)
+        )
+
+    def _label_arrays(self, classes: int) -> tuple[Any, Any]:
+        """Arrow string arrays of class ids and descriptions (cached per task object)."""
+        import pyarrow as pa
+
+        cache = self.__dict__.get("_labels_cache")
+        if cache is None or cache[0] != classes:
+            ids, descs = [], []
+            for c in range(classes):
+                if self.labels is not None and c < len(self.labels):
+                    cid, desc = self.labels[c]
+                else:
+                    cid, desc = str(c), str(c)
+                ids.append(cid)
+                descs.append(desc)
+            cache = (classes, pa.array(ids, pa.string()), pa.array(descs, pa.string()))
+            object.__setattr__(self, "_labels_cache", cache)  # frozen dataclass: a memo only
+        return cache[1], cache[2]
 
     def _chunk_stream(self, arrays: Iterator[Any]) -> Iterator[tuple[int, int, list[Any], bool]]:
         """(rows in this Arrow batch, chunk start, chunk values, last chunk of the batch)."""
         for arr in arrays:
-            values = arr.to_pylist()
-            if not values:
+            n = len(arr)
+            if n == 0:
                 yield 0, 0, [], True
                 continue
-            for start in range(0, len(values), self.batch_size):
-                chunk = values[start : start + self.batch_size]
-                yield len(values), start, chunk, start + self.batch_size >= len(values)
+            for start in range(0, n, self.batch_size):
+                # Only this chunk becomes Python objects, one chunk at a time.
+                chunk = arr.slice(start, self.batch_size).to_pylist()
+                yield n, start, chunk, start + self.batch_size >= n
 
-    def _infer(self, model: Any, tensor: np.ndarray) -> list[Any]:
-        out = model.predict({self.input_name: tensor})[self.output_name]
-        return self._postprocess(np.asarray(out))
+    def _infer(self, model: Any, tensor: np.ndarray) -> np.ndarray:
+        return np.asarray(model.predict({self.input_name: tensor})[self.output_name])
 
     def run(self, arrays: Iterator[Any]) -> Iterator[Any]:
         """Iterator of input Arrow arrays -> iterator of struct<result, error> arrays."""
@@ -205,46 +282,58 @@ class ImageModelTask:
             return
         gpu = task_gpu()
         providers = (
-            ["CUDAExecutionProvider", "CPUExecutionProvider"] if gpu is not None else None
+            [("CUDAExecutionProvider", {"device_id": gpu}), "CPUExecutionProvider"]
+            if gpu is not None
+            else None
         )
-        model = self.model.load(threads=task_threads(self.threads), providers=providers)
-        result_type = self.result_arrow_type()
+        threads = task_threads(self.threads)
         stream = self._chunk_stream(arrays)
+        # Decoding runs ahead of inference in threads: Pillow, libjpeg-turbo and ONNX
+        # Runtime release the GIL, so decoding overlaps inference. On CPU one decoder per
+        # two inference threads keeps both busy without oversubscribing the task's cores;
+        # on a GPU the task's cores are all free to decode. The window (decoders + 1
+        # chunks) keeps memory bounded.
+        if gpu is not None:
+            decoders = max(1, threads)
+        else:
+            decoders = 1 if threads < 4 else threads // 2
         window: deque[tuple[int, int, bool, Future[Any]]] = deque()
-
-        # Decoding runs up to two chunks ahead in a thread: Pillow and ONNX Runtime both
-        # release the GIL, so decoding overlaps inference while memory stays bounded.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepspark-decode") as pool:
+        with ThreadPoolExecutor(decoders, thread_name_prefix="deepspark-decode") as pool:
 
             def fill() -> None:
-                while len(window) < 2:
+                while len(window) < decoders + 1:
                     item = next(stream, None)
                     if item is None:
                         return
                     n, start, chunk, last = item
                     window.append((n, start, last, pool.submit(self._prepare, chunk)))
 
-            fill()
-            results: list[Any] = []
+            fill()  # the first chunks decode while the model loads (first task of a worker)
+            model = self.model.load(threads=threads, providers=providers)
             errors: list[str | None] = []
+            rows: list[np.ndarray] = []
+            outs: list[np.ndarray] = []
             while window:
                 n, start, last, future = window.popleft()
                 fill()
                 if start == 0:
-                    results, errors = [None] * n, [None] * n
+                    errors, rows, outs = [None] * n, [], []
                 ok, tensor, errs = future.result()
                 errors[start : start + len(errs)] = errs
                 if tensor is not None:
                     try:
-                        rows = self._infer(model, tensor)
-                        for j, row in zip(ok, rows):
-                            results[start + j] = row
+                        outs.append(self._infer(model, tensor))
+                        rows.append(start + np.asarray(ok, dtype=np.int64))
                     except Exception as exc:  # noqa: BLE001 - a model failure fails these rows
                         msg = f"model failed: {type(exc).__name__}: {str(exc).splitlines()[0]}"
                         for j in ok:
                             errors[start + j] = msg[:500]
                 if last:
+                    result = self._result_array(
+                        n,
+                        np.concatenate(rows) if rows else np.zeros(0, np.int64),
+                        np.concatenate(outs) if outs else np.zeros((0, 1), np.float32),
+                    )
                     yield pa.StructArray.from_arrays(
-                        [pa.array(results, type=result_type), pa.array(errors, type=pa.string())],
-                        names=["result", "error"],
+                        [result, pa.array(errors, type=pa.string())], names=["result", "error"]
                     )

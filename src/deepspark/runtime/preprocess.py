@@ -121,6 +121,9 @@ def load_pixels(value: Any, kind: str, pre: ImagePreprocess) -> np.ndarray:
         img = Image.fromarray(arr if arr.shape[2] == 3 else arr[:, :, 0])
     else:
         data = read_path(value) if kind == "path" else value
+        fast = _decode_jpeg_rgb(data, (w, h), pre.fast_decode) if order != "L" else None
+        if fast is not None:
+            return _finish(fast, pre)
         img = decode_image(data, draft=(w, h) if pre.fast_decode else None)
     if img.mode not in ("RGB", "L"):
         img = img.convert("RGB")
@@ -136,6 +139,74 @@ def load_pixels(value: Any, kind: str, pre: ImagePreprocess) -> np.ndarray:
     if order == "BGR":
         arr = convert_channels(arr, "RGB", "BGR")
     return arr
+
+
+def _finish(rgb: np.ndarray, pre: ImagePreprocess) -> np.ndarray:
+    """RGB pixels from the fast JPEG path -> model size and channel order."""
+    from PIL import Image
+
+    from deepspark.io.images import convert_channels
+
+    h, w = pre.size
+    if rgb.shape[:2] != (h, w):
+        rgb = np.asarray(Image.fromarray(rgb).resize((w, h), _RESAMPLE[pre.resample]))
+    if pre.channel_order.upper() == "BGR":
+        rgb = convert_channels(rgb, "RGB", "BGR")
+    return rgb
+
+
+def _simplejpeg() -> Any:
+    try:
+        import simplejpeg
+    except ImportError:  # optional: Pillow decodes everything on its own
+        return None
+    return simplejpeg
+
+
+def _decode_jpeg_rgb(data: Any, size: tuple[int, int], fast: bool) -> np.ndarray | None:
+    """RGB pixels of a plain JPEG with libjpeg-turbo (simplejpeg), or None to use Pillow.
+
+    simplejpeg decodes the same pixels as Pillow (both are libjpeg-turbo with the same
+    DCT and upsampling) with less overhead; ``fast`` adds DCT scaling to no less than
+    ``size`` and the fast DCT/upsampling (pixels differ by about one level). Anything
+    unusual (not a JPEG, CMYK, an EXIF rotation, a pixel count over the limit, a
+    decoding error) goes to the Pillow path, which handles it or names the problem.
+    """
+    if not data or bytes(data[:2]) != b"\xff\xd8":
+        return None
+    sj = _simplejpeg()
+    if sj is None:
+        return None
+    from deepspark.io.images import DEFAULT_MAX_PIXELS
+
+    data = bytes(data) if not isinstance(data, bytes) else data
+    try:
+        height, width, colorspace, _ = sj.decode_jpeg_header(data)
+        if colorspace not in ("YCbCr", "Gray", "RGB") or height * width > DEFAULT_MAX_PIXELS:
+            return None
+        if b"Exif" in data[:65536] and _exif_rotated(data):
+            return None
+        w, h = size
+        return sj.decode_jpeg(
+            data,
+            colorspace="RGB",
+            fastdct=fast,
+            fastupsample=fast,
+            min_height=h if fast else 0,
+            min_width=w if fast else 0,
+        )
+    except Exception:  # noqa: BLE001 - Pillow gets the file and reports the problem
+        return None
+
+
+def _exif_rotated(data: bytes) -> bool:
+    """True when the JPEG's EXIF orientation asks for a rotation or a flip."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:  # lazy: reads the header only
+        return int(img.getexif().get(0x0112, 1) or 1) != 1
 
 
 def to_batch(pixels: list[np.ndarray], pre: ImagePreprocess) -> np.ndarray:

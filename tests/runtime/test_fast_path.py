@@ -1,0 +1,238 @@
+"""The fast image path: libjpeg-turbo decoding, uint8 models with fused normalisation,
+vectorised Arrow output, provider options and int8 quantization.
+
+Each test compares the fast path against an independent reference (Pillow + numpy +
+the plain float ONNX export), so a fast path that changes results fails here.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from PIL import Image
+
+from deepspark.errors import InvalidParameterError
+from deepspark.models.cache import ShippedFile
+from deepspark.models.labels import imagenet_labels
+from deepspark.models.loader import ModelRef
+from deepspark.models.optimize import fuse_preprocessing
+from deepspark.models.zoo import get_named_model
+from deepspark.runtime.engine import ImageModelTask, softmax, topk_indices
+from deepspark.runtime.preprocess import ImagePreprocess, load_pixels
+
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+
+def _skimage(name: str) -> Path:
+    import skimage
+
+    return Path(skimage.__file__).parent / "data" / name
+
+
+def _jpeg(img: Image.Image, **save: object) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90, **save)
+    return buf.getvalue()
+
+
+def _reference_pixels(data: bytes) -> np.ndarray:
+    """Plain Pillow: decode, upright, RGB, bilinear resize to 224x224."""
+    from PIL import ImageOps
+
+    img = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
+    return np.asarray(img.resize((224, 224), Image.Resampling.BILINEAR))
+
+
+@pytest.fixture(scope="module")
+def named() -> tuple[Path, ImagePreprocess]:
+    model = get_named_model("efficientnet_lite0")
+    return model.export(), model.preprocess  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="module")
+def photos() -> list[bytes]:
+    """Real photos as JPEG bytes: a colour photo, a portrait crop and a grayscale photo."""
+    chelsea = Image.open(_skimage("chelsea.png")).convert("RGB")
+    camera = Image.open(_skimage("camera.png")).convert("L")
+    return [
+        _skimage("rocket.jpg").read_bytes(),
+        _jpeg(chelsea),
+        _jpeg(chelsea.crop((50, 0, 250, 300))),
+        _jpeg(camera),
+    ]
+
+
+def test_fast_jpeg_decode_gives_pillows_pixels(photos: list[bytes], named: tuple) -> None:
+    _, pre = named
+    for data in photos:
+        fast = load_pixels(data, "binary", pre)
+        ref = _reference_pixels(data)
+        assert fast.shape == ref.shape == (224, 224, 3)
+        assert np.abs(fast.astype(int) - ref).max() <= 1
+
+
+def test_exif_rotated_jpeg_is_turned_upright(named: tuple) -> None:
+    _, pre = named
+    # A wide photo whose EXIF says "rotate 90": upright it is tall.
+    img = Image.open(_skimage("chelsea.png")).convert("RGB")  # 451x300
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = _jpeg(img, exif=exif.tobytes())
+    pre_tall = ImagePreprocess(size=(300, 200), mean=pre.mean, std=pre.std)
+    got = load_pixels(data, "binary", pre_tall)
+    ref = np.asarray(
+        Image.open(io.BytesIO(data))
+        .transpose(Image.Transpose.ROTATE_270)
+        .convert("RGB")
+        .resize((200, 300), Image.Resampling.BILINEAR)
+    )
+    assert np.abs(got.astype(int) - ref).mean() < 1.0
+
+
+def test_fast_decode_scales_large_jpegs_but_keeps_the_target_size(named: tuple) -> None:
+    _, pre = named
+    big = Image.open(_skimage("astronaut.png")).convert("RGB").resize((2048, 2048))
+    data = _jpeg(big)
+    exact = load_pixels(data, "binary", pre)
+    fast = load_pixels(data, "binary", ImagePreprocess(**{**pre.__dict__, "fast_decode": True}))
+    assert fast.shape == exact.shape == (224, 224, 3)
+    # DCT scaling changes pixels a little, never the picture.
+    assert np.abs(fast.astype(int) - exact).mean() < 6
+
+
+def test_fused_uint8_model_matches_float_model(named: tuple, photos: list[bytes]) -> None:
+    path, pre = named
+    fused, fused_pre, input_name = fuse_preprocessing(path, pre, "input")
+    assert (fused_pre.dtype, fused_pre.layout, input_name) == ("uint8", "NHWC", "pixels")
+    pixels = np.stack([_reference_pixels(d) for d in photos])
+    # The float reference, normalised in numpy as the model card says: (x/255 - 0.5)/0.5.
+    x = ((pixels.astype(np.float32) / 255.0 - 0.5) / 0.5).transpose(0, 3, 1, 2)
+    ref = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = ort.InferenceSession(str(fused), providers=["CPUExecutionProvider"])
+    expected = ref.run(["logits"], {"input": np.ascontiguousarray(x)})[0]
+    actual = got.run(["logits"], {"pixels": pixels})[0]
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4)
+    # Cached: a second call returns the same file without rebuilding it.
+    mtime = fused.stat().st_mtime_ns
+    assert fuse_preprocessing(path, pre, "input")[0].stat().st_mtime_ns == mtime
+
+
+def test_topk_indices_sorted_and_matches_full_sort() -> None:
+    rng = np.random.default_rng(0)
+    probs = softmax(rng.normal(size=(50, 1000)).astype(np.float32))
+    idx, vals = topk_indices(probs, 5)
+    np.testing.assert_array_equal(idx, np.argsort(-probs, axis=1, kind="stable")[:, :5])
+    assert np.all(np.diff(vals, axis=1) <= 0)
+
+
+def test_task_output_rows_errors_and_nulls(named: tuple, photos: list[bytes]) -> None:
+    path, pre = named
+    fused, fused_pre, input_name = fuse_preprocessing(path, pre, "input")
+    task = ImageModelTask(
+        model=ModelRef("onnx", ShippedFile("test", "test", str(fused))),
+        preprocess=fused_pre,
+        input_kind="binary",
+        input_name=input_name,
+        output_name="logits",
+        labels=imagenet_labels(),
+        batch_size=2,  # several chunks per Arrow batch
+    )
+    values = [photos[0], b"not an image", None, photos[1], photos[3]]
+    out = list(task.run(iter([pa.array(values, pa.binary()), pa.array([], pa.binary())])))
+    assert [len(o) for o in out] == [5, 0]
+    rows = out[0].to_pylist()
+    assert [r["result"] is None for r in rows] == [False, True, True, False, False]
+    assert rows[1]["error"].startswith("cannot identify image")
+    assert rows[2]["error"] == "input is null"
+    # Same top-5 as the float model on Pillow pixels.
+    ref = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for row, data in zip([rows[0], rows[3], rows[4]], [photos[0], photos[1], photos[3]]):
+        x = ((_reference_pixels(data).astype(np.float32) / 255 - 0.5) / 0.5).transpose(2, 0, 1)
+        logits = ref.run(["logits"], {"input": x[None]})[0]
+        want = np.argsort(-logits[0])[:5]
+        assert [p["class"] for p in row["result"]] == [imagenet_labels()[i][0] for i in want]
+        probs = [p["probability"] for p in row["result"]]
+        assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0001
+
+
+def test_provider_options_fall_back_to_cpu(named: tuple) -> None:
+    from deepspark.models.onnx import OnnxModel
+
+    path, _ = named
+    model = OnnxModel(
+        path,
+        threads=1,
+        providers=[("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"],
+    )
+    assert "CPUExecutionProvider" in model.providers
+    ref = ModelRef("onnx", ShippedFile("p", "p", str(path)))
+    gpu = [("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"]
+    assert ref.load(threads=1, providers=gpu) is ref.load(threads=1, providers=gpu)
+
+
+def test_predictor_rejects_unknown_quantize(spark: object, photos_dir: Path) -> None:
+    import deepspark
+    from deepspark.io._files import list_files
+
+    files = list_files(spark, str(photos_dir))
+    with pytest.raises(InvalidParameterError, match="quantize"):
+        deepspark.DeepImagePredictor(inputCol="content", quantize="int4").transform(files)
+
+
+def test_predictor_on_spark_matches_reference(
+    spark: object, photos_dir: Path, named: tuple
+) -> None:
+    """DeepImagePredictor (fused uint8 model, fast decode path) on real Spark agrees with
+    a hand-written Pillow + float ONNX reference on every photo."""
+    import deepspark
+    from deepspark.io._files import list_files
+
+    path, _ = named
+    files = list_files(spark, str(photos_dir))
+    rows = (
+        deepspark.DeepImagePredictor(inputCol="content", topK=3)
+        .transform(files)
+        .select("path", "predictions", "error")
+        .collect()
+    )
+    assert len(rows) == 4 and all(r["error"] is None for r in rows)
+    ref = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for r in rows:
+        data = Path(r["path"].removeprefix("file:")).read_bytes()
+        x = ((_reference_pixels(data).astype(np.float32) / 255 - 0.5) / 0.5).transpose(2, 0, 1)
+        want = np.argsort(-ref.run(["logits"], {"input": x[None]})[0][0])[:3]
+        assert [p["class"] for p in r["predictions"]] == [imagenet_labels()[i][0] for i in want]
+
+
+def test_session_sizes_file_partitions_by_core_count(spark: object) -> None:
+    """deepspark.session asks for >= 2 file partitions per core (balanced small-file tasks)."""
+    parallelism = spark.sparkContext.defaultParallelism  # type: ignore[attr-defined]
+    assert spark.conf.get("spark.sql.files.minPartitionNum") == str(2 * parallelism)  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+def test_int8_predictor_agrees_with_fp32(spark: object, photos_dir: Path, tmp_path: Path) -> None:
+    """quantize='int8' runs a different (int8) model file whose top-1 mostly agrees."""
+    import deepspark
+    from deepspark.io._files import list_files
+
+    for i, name in enumerate(["rocket.jpg", "chelsea.png", "coffee.png", "astronaut.png"]):
+        shutil.copyfile(_skimage(name), tmp_path / f"{i}-{name}")
+    files = list_files(spark, str(tmp_path))
+    fp32 = deepspark.DeepImagePredictor(inputCol="content", topK=5).transform(files)
+    int8 = deepspark.DeepImagePredictor(inputCol="content", topK=5, quantize="int8").transform(
+        files
+    )
+    a = {r["path"]: r["predictions"] for r in fp32.collect()}
+    b = {r["path"]: r["predictions"] for r in int8.collect()}
+    assert a.keys() == b.keys()
+    assert any(a[k][0]["probability"] != b[k][0]["probability"] for k in a)  # really int8
+    # The int8 top-1 is among the fp32 top-5 on these clear photos.
+    for k in a:
+        assert b[k][0]["class"] in {p["class"] for p in a[k]}
