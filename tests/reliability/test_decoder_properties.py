@@ -146,12 +146,38 @@ def _audio_invalid(audio: dict[str, Any]) -> None:
     assert audio["data"] == [] and audio["origin"] == "file:///x.wav"
 
 
+# ---------------------------------------------------------------- text
+def _text_seeds() -> list[bytes]:
+    sample = "Grüße aus Zürich — 東京\nsecond line\r\n\nnext paragraph ☃"
+    return [
+        sample.encode("utf-8"),
+        "\ufeff".encode() + sample.encode("utf-8"),
+        b"plain ascii text\n" * 20,
+    ]
+
+
+def _text_decode(data: bytes) -> tuple[Any, str | None]:
+    # What read_text runs on executors for one file's bytes.
+    from deepspark.io.text import decode_text
+
+    return decode_text(data)
+
+
+def _text_valid(text: Any) -> None:
+    assert isinstance(text, str) and not text.startswith("\ufeff")
+
+
+def _text_invalid(text: Any) -> None:
+    assert text is None
+
+
 DECODERS: list[Decoder] = [
     Decoder(
         "images.decode_to_struct", _struct_decode, _struct_valid, _struct_invalid, _image_seeds
     ),
     Decoder("preprocess.load_pixels", _pixels_decode, _pixels_valid, _pixels_invalid, _image_seeds),
     Decoder("audio._decode_batch", _audio_decode, _audio_valid, _audio_invalid, _audio_seeds),
+    Decoder("text.decode_text", _text_decode, _text_valid, _text_invalid, _text_seeds),
 ]
 
 
