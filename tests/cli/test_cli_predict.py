@@ -75,6 +75,16 @@ def test_csv_output(photos_dir: Path, tmp_path: Path) -> None:
     assert all(json.loads(p)[0]["probability"] > 0 for p in frame["predictions"])
 
 
+def test_json_output_without_any_error_prints_the_table(photos_dir: Path, tmp_path: Path) -> None:
+    # Spark's JSON writer drops a column that is null in every row (here: error).
+    out = tmp_path / "p.json"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert main(["predict", str(photos_dir), "--output", str(out), "--top-k", "1"]) == 0
+    text = stdout.getvalue()
+    assert "chelsea.png" in text and "0 errors" in text
+
+
 def test_broken_model_file_fails_with_one_line(
     photos_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -108,9 +108,11 @@ def _print_table(console: Any, rows: list[Any], top_k: int) -> None:
     table.add_column(f"top-{top_k} (probability, class)")
     table.add_column("error", overflow="fold")
     for row in rows:
-        preds = row["predictions"]
+        # JSON output leaves out columns that are null in every row (no errors at all).
+        values = row.asDict()
+        preds = values.get("predictions")
         if isinstance(preds, str):  # CSV output holds JSON strings
             preds = json.loads(preds) if preds else None
-        name = Path(str(row["path"])).name
-        table.add_row(name, _format_topk(preds), row["error"] or "")
+        name = Path(str(values["path"])).name
+        table.add_row(name, _format_topk(preds), values.get("error") or "")
     console.print(table)
