@@ -138,19 +138,13 @@ def _with_empty_files(spark: SparkSession, files: DataFrame) -> DataFrame:
     if not listed:
         return files
     schema = StructType([StructField("path", StringType(), False)])
-    empty_local = _empty_local_files(uris)
-    if empty_local is not None:
-        # Local files: their sizes are known on the driver, so the plan stays a plain
-        # scan (no join, no shuffle: fewer tasks and no extra job per transform).
-        if not empty_local:
-            return files
-        missing = spark.createDataFrame([(p,) for p in empty_local], schema)
-    else:
-        # A left anti join against the scanned paths (content is pruned there, not read)
-        # finds exactly the files the scan skipped.
-        missing = spark.createDataFrame(listed, schema).join(
-            files.select("path"), on="path", how="left_anti"
-        )
+    # A left anti join against the scanned paths (content is pruned there, not read)
+    # finds exactly the files the scan skipped, when the job runs: zero-byte files, and
+    # files deleted between listing and reading (a driver-side stat at listing time
+    # would miss those and lose their rows).
+    missing = spark.createDataFrame(listed, schema).join(
+        files.select("path"), on="path", how="left_anti"
+    )
     empty = missing.select(
         "path",
         F.lit(None).cast("timestamp").alias("modificationTime"),
@@ -218,20 +212,3 @@ def _with_broken_links(
         ]
     )
     return files.unionByName(spark.createDataFrame([(p, None, None, None) for p in links], schema))
-
-
-def _empty_local_files(uris: list[str]) -> list[str] | None:
-    """Hadoop paths of the zero-byte files among local ``file:`` URIs; None if any is remote."""
-    import os
-
-    empty = []
-    for uri in uris:
-        parts = urlsplit(uri)
-        if parts.scheme not in ("file", ""):
-            return None
-        try:
-            if os.stat(unquote(parts.path)).st_size == 0:
-                empty.append(_hadoop_path(uri))
-        except OSError:  # vanished or unreadable: let the Spark-side check decide
-            return None
-    return empty
