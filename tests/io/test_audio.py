@@ -189,3 +189,23 @@ def test_too_long_for_a_row_is_an_error_row(tmp_path: Path) -> None:
         ["a"], [wav], sample_rate=None, mono=False, max_duration=None, max_row_samples=frames
     )
     assert "audio too long" in one.field("error").to_pylist()[0]
+
+
+def test_float_audio_with_nan_or_inf_is_a_corrupt_row() -> None:
+    # Found by the property tests: a damaged float WAV decodes to NaN/inf samples.
+    import io as _io
+
+    import numpy as np
+    import soundfile as sf
+
+    from deepspark.io.audio import _decode_batch
+
+    samples = np.zeros((100, 1), np.float32)
+    samples[5], samples[7] = np.nan, np.inf
+    buf = _io.BytesIO()
+    sf.write(buf, samples, 8000, format="WAV", subtype="FLOAT")
+    row = _decode_batch(
+        ["file:///x.wav"], [buf.getvalue()], sample_rate=None, mono=False, max_duration=None
+    ).to_pylist()[0]
+    assert row["error"] == "audio file is corrupt (2 samples are NaN or infinite)"
+    assert row["audio"]["numFrames"] == -1

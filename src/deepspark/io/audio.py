@@ -191,6 +191,11 @@ def decode_audio(
         )
     if samples.shape[0] == 0:
         raise AudioDecodeError("audio has no samples (0 frames)")
+    if not np.isfinite(samples).all():
+        # Float WAV/AIFF data can hold any bit pattern; NaN or inf would poison every
+        # model and resampler downstream, so such a file is refused as corrupt.
+        bad = int(np.size(samples) - np.count_nonzero(np.isfinite(samples)))
+        raise AudioDecodeError(f"audio file is corrupt ({bad} samples are NaN or infinite)")
     if mono and samples.shape[1] > 1:
         samples = samples.mean(axis=1, keepdims=True, dtype=np.float32)
     if sample_rate is not None and sample_rate != rate:
