@@ -10,6 +10,7 @@ otherwise. Audio and text decoders join by appending a :class:`Decoder` to the l
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -212,6 +213,9 @@ PROPERTY_SETTINGS = settings(
     deadline=None,  # first calls import Pillow plugins; the machine is shared
     suppress_health_check=[HealthCheck.too_slow],
     database=None,
+    # Same examples on every run: CI stays reproducible; run with
+    # HYPOTHESIS_RANDOM=1 to explore new inputs locally.
+    derandomize=not os.environ.get("HYPOTHESIS_RANDOM"),
 )
 
 
