@@ -16,8 +16,11 @@ __all__ = ["image_input_kind", "apply_task"]
 _IMAGE_FIELDS = {"height", "width", "nChannels", "mode", "data"}
 
 
-def image_input_kind(df: DataFrame, column: str) -> str:
-    """"struct" (Spark image struct), "binary" (file bytes) or "path" (file paths)."""
+def column_input_kind(df: DataFrame, column: str, struct_fields: set[str], struct_hint: str) -> str:
+    """"struct" (a struct with ``struct_fields``), "binary" (file bytes) or "path" (paths).
+
+    ``struct_hint`` names where such structs come from, for the error message.
+    """
     from pyspark.sql.types import BinaryType, StringType, StructType
 
     if column not in df.columns:
@@ -25,16 +28,25 @@ def image_input_kind(df: DataFrame, column: str) -> str:
             f"input column '{column}' not found; the DataFrame has columns {df.columns}"
         )
     dtype = df.schema[column].dataType
-    if isinstance(dtype, StructType) and _IMAGE_FIELDS <= set(dtype.fieldNames()):
+    if isinstance(dtype, StructType) and struct_fields <= set(dtype.fieldNames()):
         return "struct"
     if isinstance(dtype, BinaryType):
         return "binary"
     if isinstance(dtype, StringType):
         return "path"
     raise InvalidParameterError(
-        f"input column '{column}' has type {dtype.simpleString()}; expected an image struct "
-        "(deepspark.read_images or spark.read.format('image')), binary file content "
-        "(spark.read.format('binaryFile')) or a string column of file paths"
+        f"input column '{column}' has type {dtype.simpleString()}; expected {struct_hint}, "
+        "binary file content (spark.read.format('binaryFile')) or a string column of file paths"
+    )
+
+
+def image_input_kind(df: DataFrame, column: str) -> str:
+    """"struct" (Spark image struct), "binary" (file bytes) or "path" (file paths)."""
+    return column_input_kind(
+        df,
+        column,
+        _IMAGE_FIELDS,
+        "an image struct (deepspark.read_images or spark.read.format('image'))",
     )
 
 

@@ -25,25 +25,11 @@ __all__ = ["AudioModelTransformer", "SpeechDetector", "audio_input_kind"]
 
 def audio_input_kind(df: DataFrame, column: str) -> str:
     """The input kind: "struct" (audio struct), "binary" (file bytes) or "path" (file paths)."""
-    from pyspark.sql.types import BinaryType, StringType, StructType
-
     from deepspark.io.audio import AUDIO_FIELDS
+    from deepspark.ml._apply import column_input_kind
 
-    if column not in df.columns:
-        raise InvalidParameterError(
-            f"input column '{column}' not found; the DataFrame has columns {df.columns}"
-        )
-    dtype = df.schema[column].dataType
-    if isinstance(dtype, StructType) and AUDIO_FIELDS <= set(dtype.fieldNames()):
-        return "struct"
-    if isinstance(dtype, BinaryType):
-        return "binary"
-    if isinstance(dtype, StringType):
-        return "path"
-    raise InvalidParameterError(
-        f"input column '{column}' has type {dtype.simpleString()}; expected an audio struct "
-        "(deepspark.read_audio), binary file content (spark.read.format('binaryFile')) or "
-        "a string column of file paths"
+    return column_input_kind(
+        df, column, set(AUDIO_FIELDS), "an audio struct (deepspark.read_audio)"
     )
 
 
