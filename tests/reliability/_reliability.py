@@ -183,12 +183,14 @@ class StandaloneCluster:
         env["SPARK_DAEMON_JAVA_OPTS"] = f"{fast_jvm} -Dlog4j2.configurationFile=file:{conf}"
         return env
 
-    def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, name: str, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         log = open(self.workdir / "logs" / f"{name}.out", "ab")  # noqa: SIM115 - child owns it
         try:
             return subprocess.Popen(
                 [str(spark_home() / "bin" / "spark-class"), *args],
-                env=self._env(),
+                env={**self._env(), **(env or {})},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -226,9 +228,19 @@ class StandaloneCluster:
         return self._pid_list
 
     def start_worker(self, index: int) -> None:
-        """(Re)start worker ``index`` (one core, ``memory``)."""
+        """(Re)start worker ``index`` (one core, ``memory``, one ``gpu`` address).
+
+        Each worker declares one resource ``gpu`` with address ``str(index)`` through a
+        discovery script, as an administrator declares real GPUs. Applications that ask
+        for no GPU (``spark.executor.resource.gpu.amount``) are unaffected; those that do
+        get a task-level address in ``TaskContext.resources()`` (no GPU exists behind it).
+        """
         work = self.workdir / "work" / f"worker{index}"
         work.mkdir(parents=True, exist_ok=True)
+        script = self.workdir / f"gpus{index}.sh"
+        found = json.dumps({"name": "gpu", "addresses": [str(index)]})
+        script.write_text(f"#!/bin/sh\necho '{found}'\n")
+        script.chmod(0o755)
         proc = self._spawn(
             f"worker{index}",
             "org.apache.spark.deploy.worker.Worker",
@@ -238,6 +250,10 @@ class StandaloneCluster:
             "--host", "127.0.0.1",
             "--webui-port", str(free_port()),
             "--work-dir", str(work),
+            env={
+                "SPARK_WORKER_OPTS": "-Dspark.worker.resource.gpu.amount=1 "
+                f"-Dspark.worker.resource.gpu.discoveryScript={script}"
+            },
         )  # fmt: skip
         self._workers[index] = proc
         self._pid_list.append(proc.pid)

@@ -161,19 +161,30 @@ def test_task_output_rows_errors_and_nulls(named: tuple, photos: list[bytes]) ->
         assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0001
 
 
-def test_provider_options_fall_back_to_cpu(named: tuple) -> None:
-    from deepspark.models.onnx import OnnxModel
+def test_gpu_request_falls_back_to_cpu_with_a_warning(named: tuple) -> None:
+    """A task given a GPU, with CPU-only ONNX Runtime: same outputs on the CPU, and a
+    warning that says what to install (once per process)."""
+    import onnxruntime as ort
 
+    from deepspark.models import onnx as onnx_backend
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this ONNX Runtime has CUDA: the fallback cannot happen")
     path, _ = named
-    model = OnnxModel(
-        path,
-        threads=1,
-        providers=[("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"],
+    onnx_backend._WARNED.discard("onnx-cuda")
+    with pytest.warns(RuntimeWarning, match="Install onnxruntime-gpu"):
+        model = onnx_backend.OnnxModel(path, threads=1, gpu=0)
+    assert model.providers == ["CPUExecutionProvider"]
+    x = np.random.default_rng(0).standard_normal((2, 3, 224, 224)).astype(np.float32)
+    cpu = onnx_backend.OnnxModel(path, threads=1)
+    name = model.signature.inputs[0].name
+    np.testing.assert_array_equal(
+        model.predict({name: x})["logits"], cpu.predict({name: x})["logits"]
     )
-    assert "CPUExecutionProvider" in model.providers
+    # The per-worker cache keys on the device: CPU and GPU-requested models differ.
     ref = ModelRef("onnx", ShippedFile("p", "p", str(path)))
-    gpu = [("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"]
-    assert ref.load(threads=1, providers=gpu) is ref.load(threads=1, providers=gpu)
+    assert ref.load(threads=1, gpu=0) is ref.load(threads=1, gpu=0)
+    assert ref.load(threads=1, gpu=0) is not ref.load(threads=1)
 
 
 def test_predictor_rejects_unknown_quantize(spark: object, photos_dir: Path) -> None:

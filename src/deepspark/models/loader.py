@@ -11,27 +11,29 @@ from deepspark.models.cache import ShippedFile, worker_cached
 __all__ = ["ModelRef", "BACKENDS"]
 
 
-def _load_onnx(path: str, threads: int | None, providers: list[Any] | None, **_: Any) -> Model:
+def _load_onnx(path: str, threads: int | None, gpu: int | None, **_: Any) -> Model:
     from deepspark.models.onnx import OnnxModel
 
-    return OnnxModel(path, threads=threads, providers=providers)
+    return OnnxModel(path, threads=threads, gpu=gpu)
 
 
-def _load_torchscript(
-    path: str, threads: int | None, providers: list[str] | None, **options: Any
-) -> Model:
+def _load_torchscript(path: str, threads: int | None, gpu: int | None, **options: Any) -> Model:
     from deepspark.models.torch import TorchScriptModel
 
-    return TorchScriptModel(path, threads=threads, input_shapes=options.get("input_shapes"))
+    return TorchScriptModel(
+        path, threads=threads, input_shapes=options.get("input_shapes"), gpu=gpu
+    )
 
 
-def _load_torch_export(path: str, threads: int | None, providers: list[str] | None, **_: Any) -> Model:
+def _load_torch_export(path: str, threads: int | None, gpu: int | None, **_: Any) -> Model:
     from deepspark.models.torch import TorchExportModel
 
-    return TorchExportModel(path, threads=threads)
+    return TorchExportModel(path, threads=threads, gpu=gpu)
 
 
-def _load_keras(path: str, threads: int | None, providers: list[str] | None, **options: Any) -> Model:
+# Keras, TensorFlow and OpenCV place work on a GPU themselves when their build has one
+# (TensorFlow: its first visible GPU); ``gpu`` is not passed to them.
+def _load_keras(path: str, threads: int | None, gpu: int | None, **options: Any) -> Model:
     from deepspark.models.keras import KerasModel
 
     return KerasModel(
@@ -42,9 +44,7 @@ def _load_keras(path: str, threads: int | None, providers: list[str] | None, **o
     )
 
 
-def _load_tensorflow(
-    path: str, threads: int | None, providers: list[str] | None, **options: Any
-) -> Model:
+def _load_tensorflow(path: str, threads: int | None, gpu: int | None, **options: Any) -> Model:
     from deepspark.models.tensorflow import SavedModelModel
 
     return SavedModelModel(
@@ -52,13 +52,13 @@ def _load_tensorflow(
     )
 
 
-def _load_caffe(path: str, threads: int | None, providers: list[str] | None, **_: Any) -> Model:
+def _load_caffe(path: str, threads: int | None, gpu: int | None, **_: Any) -> Model:
     from deepspark.models.caffe import CaffeModel
 
     return CaffeModel(path, threads=threads)
 
 
-#: backend name -> loader(path, threads, providers, **options) -> Model. Backend names
+#: backend name -> loader(path, threads, gpu, **options) -> Model. Backend names
 #: are finer than frameworks: PyTorch files are "torchscript" or "torch_export".
 BACKENDS: dict[str, Any] = {
     "onnx": _load_onnx,
@@ -82,15 +82,15 @@ class ModelRef:
     file: ShippedFile
     options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
 
-    def load(self, threads: int | None = None, providers: list[Any] | None = None) -> Model:
+    def load(self, threads: int | None = None, gpu: int | None = None) -> Model:
         """The model, loaded once per Python worker (cached by content hash and settings).
 
-        ``providers`` items are names or ``(name, options)`` pairs (e.g. a CUDA device id).
+        ``gpu`` is a CUDA device index (the task's ``gpu`` resource), None for the CPU.
         """
-        key = (self.framework, self.file.sha256, self.options, threads, repr(providers or ()))
+        key = (self.framework, self.file.sha256, self.options, threads, gpu)
 
         def factory() -> Model:
             loader = BACKENDS[self.framework]
-            return loader(self.file.local_path(), threads, providers, **dict(self.options))
+            return loader(self.file.local_path(), threads, gpu, **dict(self.options))
 
         return worker_cached(key, factory)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,9 @@ from deepspark._deps import require
 from deepspark.errors import ModelLoadError, ModelNotFoundError
 from deepspark.models.base import Model, Signature, TensorSpec
 
-__all__ = ["OnnxModel"]
+__all__ = ["OnnxModel", "gpu_providers"]
+
+_WARNED: set[str] = set()
 
 _ORT_TYPES = {
     "tensor(float)": "float32",
@@ -32,6 +35,31 @@ def _spec(arg: Any) -> TensorSpec:
     return TensorSpec(arg.name, _ORT_TYPES.get(arg.type, arg.type), shape)
 
 
+def gpu_providers(gpu: int, available: list[str]) -> list[Any]:
+    """Execution providers for CUDA device ``gpu``, CPU where this build has no CUDA.
+
+    Examples
+    --------
+    >>> gpu_providers(1, ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    [('CUDAExecutionProvider', {'device_id': 1}), 'CPUExecutionProvider']
+    """
+    if "CUDAExecutionProvider" in available:
+        return [("CUDAExecutionProvider", {"device_id": int(gpu)}), "CPUExecutionProvider"]
+    if "onnx-cuda" not in _WARNED:
+        _WARNED.add("onnx-cuda")
+        # A warning, not a log record: nothing configures logging in a Python worker,
+        # and warnings reach its stderr (the executor's log in the Spark UI).
+        warnings.warn(
+            f"this task was given GPU {gpu} but ONNX Runtime here has no "
+            f"CUDAExecutionProvider (providers: {', '.join(available)}); running on the "
+            "CPU. Install onnxruntime-gpu instead of onnxruntime on the executors to use "
+            "the GPU.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return ["CPUExecutionProvider"]
+
+
 class OnnxModel(Model):
     """An ``.onnx`` file run by ONNX Runtime.
 
@@ -46,6 +74,11 @@ class OnnxModel(Model):
         Execution providers, each a name or ``(name, options)``, e.g.
         ``[("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]``;
         default CPU. Providers this ONNX Runtime build lacks are skipped (CPU remains).
+    gpu : int, optional
+        Run on this CUDA device (``CUDAExecutionProvider``, CPU for operators it lacks)
+        unless ``providers`` is given. Where this ONNX Runtime build has no CUDA
+        provider (the ``onnxruntime`` package is CPU-only; ``onnxruntime-gpu`` has it)
+        the model runs on the CPU and a warning says so, once per process.
 
     Examples
     --------
@@ -60,8 +93,11 @@ class OnnxModel(Model):
         path: str | Path,
         threads: int | None = None,
         providers: list[Any] | None = None,
+        gpu: int | None = None,
     ) -> None:
         ort = require("onnxruntime", "Running ONNX models")
+        if providers is None and gpu is not None:
+            providers = gpu_providers(gpu, ort.get_available_providers())
         path = Path(path)
         if not path.is_file():
             raise ModelNotFoundError(f"ONNX model file not found: {path}")

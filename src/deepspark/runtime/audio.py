@@ -176,9 +176,7 @@ class _AudioTask:
 
     def run(self, arrays: Iterator[Any]) -> Iterator[Any]:
         """Iterator of input Arrow arrays -> iterator of struct<result, error> arrays."""
-        gpu = task_gpu() is not None
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if gpu else None
-        model = self.model.load(threads=task_threads(self.threads), providers=providers)
+        model = self.model.load(threads=task_threads(self.threads), gpu=task_gpu())
         return run_pipelined(
             arrays,
             self.input_kind,

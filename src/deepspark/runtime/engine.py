@@ -281,11 +281,6 @@ class ImageModelTask:
             yield from replace(self, input_kind=kind).run(itertools.chain([first], arrays))
             return
         gpu = task_gpu()
-        providers = (
-            [("CUDAExecutionProvider", {"device_id": gpu}), "CPUExecutionProvider"]
-            if gpu is not None
-            else None
-        )
         threads = task_threads(self.threads)
         stream = self._chunk_stream(arrays)
         # Decoding runs ahead of inference in threads: Pillow, libjpeg-turbo and ONNX
@@ -309,7 +304,7 @@ class ImageModelTask:
                     window.append((n, start, last, pool.submit(self._prepare, chunk)))
 
             fill()  # the first chunks decode while the model loads (first task of a worker)
-            model = self.model.load(threads=threads, providers=providers)
+            model = self.model.load(threads=threads, gpu=gpu)
             errors: list[str | None] = []
             rows: list[np.ndarray] = []
             outs: list[np.ndarray] = []

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from deepspark.models.loader import ModelRef
-from deepspark.runtime.threads import task_threads
+from deepspark.runtime.threads import task_gpu, task_threads
 
 __all__ = ["TensorModelTask"]
 
@@ -97,7 +97,7 @@ class TensorModelTask:
         """Iterator of struct arrays (one field per input) -> struct<result, error> arrays."""
         import pyarrow as pa
 
-        model = self.model.load(threads=task_threads(self.threads))
+        model = self.model.load(threads=task_threads(self.threads), gpu=task_gpu())
         result_type = self.result_arrow_type()
         for arr in arrays:
             columns = [arr.field(i).to_pylist() for i in range(arr.type.num_fields)]

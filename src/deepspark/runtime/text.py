@@ -200,10 +200,7 @@ class TextModelTask:
         """Iterator of string Arrow arrays -> iterator of struct<result, error> arrays."""
         import pyarrow as pa
 
-        providers = (
-            ["CUDAExecutionProvider", "CPUExecutionProvider"] if task_gpu() is not None else None
-        )
-        session = self.model.ref.load(threads=task_threads(self.threads), providers=providers)
+        session = self.model.ref.load(threads=task_threads(self.threads), gpu=task_gpu())
         tokenizer = self._tokenizer()
         result_type = self.result_arrow_type()
         for arr in arrays:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from deepspark.errors import InvalidParameterError
 from deepspark.runtime.preprocess import cpu_count
 
 __all__ = ["task_threads", "task_gpu"]
@@ -38,7 +39,27 @@ def task_threads(requested: int | None = None) -> int:
 
 
 def task_gpu() -> int | None:
-    """The GPU address Spark assigned to this task (resource ``gpu``), if any."""
+    """The GPU this task runs its model on, or None for the CPU.
+
+    ``$DEEPSPARK_DEVICE`` wins when set: ``"cpu"``, ``"cuda"`` (GPU 0) or ``"cuda:N"``
+    (for a single-GPU machine in local mode, where Spark schedules no GPUs). Otherwise
+    the first address of the ``gpu`` resource Spark assigned to the running task
+    (``spark.task.resource.gpu.amount``); None outside a task or without one.
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ["DEEPSPARK_DEVICE"] = "cuda:1"
+    >>> task_gpu()
+    1
+    >>> os.environ["DEEPSPARK_DEVICE"] = "cpu"
+    >>> task_gpu() is None
+    True
+    >>> del os.environ["DEEPSPARK_DEVICE"]
+    """
+    forced = os.environ.get("DEEPSPARK_DEVICE", "").strip().lower()
+    if forced:
+        return _parse_device(forced)
     try:
         from pyspark import TaskContext
 
@@ -47,7 +68,21 @@ def task_gpu() -> int | None:
             return None
         gpus = ctx.resources().get("gpu")
         if gpus is not None and gpus.addresses:
+            # Discovery scripts report CUDA ordinals ("0", "1"); anything else (a UUID)
+            # cannot be passed to a framework as a device index.
             return int(gpus.addresses[0])
-    except Exception:  # noqa: BLE001
+    except (ImportError, ValueError):
         return None
     return None
+
+
+def _parse_device(value: str) -> int | None:
+    if value == "cpu":
+        return None
+    if value == "cuda":
+        return 0
+    if value.startswith("cuda:") and value[5:].isdigit():
+        return int(value[5:])
+    raise InvalidParameterError(
+        f"DEEPSPARK_DEVICE must be 'cpu', 'cuda' or 'cuda:N', got {value!r}"
+    )
