@@ -97,6 +97,11 @@ def session(
         spark_conf.setMaster(master or os.environ.get("DEEPSPARK_MASTER", "local[*]"))
     elif master:
         spark_conf.setMaster(master)
+    if spark_conf.get("spark.master", "").startswith("local"):
+        # Workers import pyspark from its installed package, not from pyspark.zip
+        # (compiled from source in every worker); see deepspark.runtime._daemon. Local
+        # masters only: there executors run this interpreter, which has deepspark.
+        settings.setdefault(_DAEMON_MODULE, "deepspark.runtime._daemon")
     for key, value in settings.items():
         if not spark_conf.contains(key) or (conf and key in conf):
             spark_conf.set(key, value)
@@ -115,3 +120,4 @@ def session(
 
 
 _MIN_PARTITIONS = "spark.sql.files.minPartitionNum"
+_DAEMON_MODULE = "spark.python.daemon.module"

@@ -227,6 +227,28 @@ def test_session_sizes_file_partitions_by_core_count(spark: object) -> None:
     assert spark.conf.get("spark.sql.files.minPartitionNum") == str(2 * parallelism)  # type: ignore[attr-defined]
 
 
+def test_local_workers_import_installed_pyspark_not_its_zip(spark: object) -> None:
+    """Python workers of a deepspark local session load pyspark from site-packages
+    (cached bytecode), not from pyspark.zip (compiled from source in every worker)."""
+    import pyspark
+
+    def where(_: object) -> object:
+        import sys
+
+        import py4j
+        import pyspark
+
+        yield pyspark.__file__, py4j.__file__, [p for p in sys.path if "pyspark.zip" in p]
+
+    sc = spark.sparkContext  # type: ignore[attr-defined]
+    got = sc.parallelize([1, 2], 2).mapPartitions(where).collect()
+    assert len(got) == 2
+    for pyspark_file, py4j_file, zips in got:
+        assert pyspark_file == pyspark.__file__ and ".zip" not in pyspark_file
+        assert ".zip" not in py4j_file
+        assert zips == []
+
+
 @pytest.mark.slow
 def test_int8_predictor_agrees_with_fp32(spark: object, photos_dir: Path, tmp_path: Path) -> None:
     """quantize='int8' runs a different (int8) model file whose top-1 mostly agrees."""
