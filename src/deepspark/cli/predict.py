@@ -68,15 +68,19 @@ def run(args: argparse.Namespace) -> int:
     prepare(args)
     model_kwargs = _model_kwargs(args.model)
 
-    from deepspark.io._files import list_files, local_path
+    from deepspark.io._files import list_files, listed_paths, local_path, paths_frame
     from deepspark.ml.image import DeepImagePredictor
 
     spark = spark_session(args)
-    files = list_files(spark, args.paths)
-    total = count_files(files, args.limit)
-    # Local files are read by the predictor (a file that cannot be read fails its row);
-    # other filesystems through Spark's binaryFile content.
-    input_col = "path" if all(local_path(p) is not None for p in args.paths) else "content"
+    if all(local_path(p) is not None for p in args.paths):
+        # Local files are listed on the driver and read by the predictor itself (a file
+        # that cannot be read fails its own row): no binaryFile scan, no extra job.
+        listed = listed_paths(spark, args.paths)
+        files, total, input_col = paths_frame(spark, listed), len(listed), "path"
+        total = min(total, args.limit) if args.limit else total
+    else:  # other filesystems: Spark's binaryFile reads the content
+        files = list_files(spark, args.paths)
+        total, input_col = count_files(files, args.limit), "content"
     predictor = DeepImagePredictor(
         inputCol=input_col,
         topK=args.top_k,

@@ -38,27 +38,9 @@ def list_files(
     if num_partitions is not None and num_partitions < 1:
         raise InvalidParameterError(f"num_partitions must be >= 1, got {num_partitions}")
 
-    from pyspark.errors import AnalysisException
-
-    reader = spark.read.format("binaryFile")
-    if glob:
-        reader = reader.option("pathGlobFilter", glob)
-    if recursive:
-        reader = reader.option("recursiveFileLookup", "true")
-    if include_empty:
-        # A file deleted between listing and reading would fail the whole job; skipped
-        # by the scan, it is added back below with the zero-byte files (one row each).
-        reader = reader.option("ignoreMissingFiles", "true")
-    try:
-        df = reader.load(paths if len(paths) > 1 else paths[0])
-    except AnalysisException as exc:
-        msg = str(exc).splitlines()[0]
-        if "PATH_NOT_FOUND" in msg or "does not exist" in msg:
-            raise InputNotFoundError(
-                f"no such file or folder: {', '.join(paths)} (check the path; "
-                "globs like 'photos/*.jpg' and URIs like 's3a://bucket/dir' are accepted)"
-            ) from None
-        raise
+    # A file deleted between listing and reading would fail the whole job; skipped by
+    # the scan (ignoreMissingFiles), it is added back below with the zero-byte files.
+    df = _binary_files(spark, paths, recursive=recursive, glob=glob, ignore_missing=include_empty)
     if include_empty:
         df = _with_empty_files(spark, df)
         df = _with_broken_links(spark, df, paths, recursive=recursive, glob=glob)
@@ -67,6 +49,79 @@ def list_files(
     if num_partitions is not None:
         df = df.repartition(num_partitions)
     return df
+
+
+def _binary_files(
+    spark: SparkSession,
+    paths: list[str],
+    *,
+    recursive: bool,
+    glob: str | None,
+    ignore_missing: bool = False,
+) -> DataFrame:
+    """Spark's ``binaryFile`` source over ``paths``; a missing path is InputNotFoundError."""
+    from pyspark.errors import AnalysisException
+
+    reader = spark.read.format("binaryFile")
+    if glob:
+        reader = reader.option("pathGlobFilter", glob)
+    if recursive:
+        reader = reader.option("recursiveFileLookup", "true")
+    if ignore_missing:
+        reader = reader.option("ignoreMissingFiles", "true")
+    try:
+        return reader.load(paths if len(paths) > 1 else paths[0])
+    except AnalysisException as exc:
+        msg = str(exc).splitlines()[0]
+        if "PATH_NOT_FOUND" in msg or "does not exist" in msg:
+            raise InputNotFoundError(
+                f"no such file or folder: {', '.join(paths)} (check the path; "
+                "globs like 'photos/*.jpg' and URIs like 's3a://bucket/dir' are accepted)"
+            ) from None
+        raise
+
+
+def listed_paths(
+    spark: SparkSession,
+    path: str | Sequence[str],
+    *,
+    recursive: bool = True,
+    glob: str | None = None,
+) -> list[str]:
+    """Every file under ``path`` (Hadoop Path form, sorted), listed on the driver.
+
+    The same files as :func:`list_files`, through the same Spark listing (hidden
+    ``_``/``.`` names skipped, ``glob``, ``recursive``), zero-byte files and broken
+    symbolic links included. Nothing is read.
+    """
+    paths = [path] if isinstance(path, str) else list(path)
+    if not paths:
+        raise InvalidParameterError("no input path given: pass a file, folder or glob")
+    uris = _binary_files(spark, paths, recursive=recursive, glob=glob).inputFiles()
+    found = {_hadoop_path(uri) for uri in uris}
+    found.update(_broken_links(paths, recursive=recursive, glob=glob))
+    return sorted(found)
+
+
+def paths_frame(
+    spark: SparkSession, paths: Sequence[str], num_partitions: int | None = None
+) -> DataFrame:
+    """A DataFrame with one ``path`` row per entry of ``paths``, split evenly by count.
+
+    For inputs that executors read themselves (local files read by the predictor):
+    unlike :func:`list_files` there is no ``binaryFile`` scan and no join to find the
+    files that scan would skip, so no extra Spark job. Each path gets exactly one row;
+    a file that is empty, unreadable or deleted since listing fails its own row when
+    read. ``num_partitions`` defaults to twice the default parallelism (balanced
+    waves of tasks), never more than one per file.
+    """
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    slices = num_partitions or 2 * spark.sparkContext.defaultParallelism
+    slices = max(1, min(slices, len(paths)))
+    schema = StructType([StructField("path", StringType(), False)])
+    rdd = spark.sparkContext.parallelize([(p,) for p in paths], slices)
+    return spark.createDataFrame(rdd, schema)
 
 
 def local_path(path: str) -> str | None:
