@@ -267,5 +267,37 @@ def test_int8_predictor_agrees_with_fp32(spark: object, photos_dir: Path, tmp_pa
     assert a.keys() == b.keys()
     assert any(a[k][0]["probability"] != b[k][0]["probability"] for k in a)  # really int8
     # The int8 top-1 is among the fp32 top-5 on these clear photos.
-    for k in a:
-        assert b[k][0]["class"] in {p["class"] for p in a[k]}
+    for k, top5 in a.items():
+        assert b[k][0]["class"] in {p["class"] for p in top5}
+
+
+#: scikit-image photos that int8 calibration never sees.
+HELD_OUT_PHOTOS = ("chelsea.png", "rocket.jpg", "motorcycle_right.png", "ihc.png", "retina.jpg")
+
+
+@pytest.mark.slow
+def test_int8_model_agreement_on_held_out_photos(named: tuple) -> None:
+    """The shipped int8 setting on 60 held-out photos (never used for calibration) keeps
+    what docs/benchmarks.md promises, with a margin. Measured on this set (AVX2, no
+    VNNI): top-1 agreement 80% overall and 100% on the 17 photos where the fp32 top-1
+    probability is >= 0.5; int8 top-1 within the fp32 top-5 on 98%. Per-tensor weights
+    or dynamic quantization (~40% agreement in benchmarks/int8_sweep.py) would fail."""
+    from deepspark.models.optimize import calibration_pixels, quantize_int8
+    from deepspark.runtime.preprocess import to_batch
+
+    path, pre = named
+    x = to_batch(calibration_pixels(pre, 60, seed=7, photos=HELD_OUT_PHOTOS), pre)
+    fp32 = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    int8 = ort.InferenceSession(
+        str(quantize_int8(path, pre, "input")), providers=["CPUExecutionProvider"]
+    )
+    ref = fp32.run(["logits"], {"input": x})[0]
+    out = int8.run(["logits"], {"input": x})[0]
+    assert not np.array_equal(ref, out)  # really int8
+    got = out.argmax(1)
+    confident = softmax(ref).max(1) >= 0.5
+    agree = got == ref.argmax(1)
+    top5 = np.argsort(-ref, axis=1)[:, :5]
+    assert agree.mean() >= 0.65
+    assert confident.sum() >= 10 and agree[confident].mean() >= 0.9
+    assert np.mean([g in t for g, t in zip(got, top5)]) >= 0.9
