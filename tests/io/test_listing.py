@@ -1,0 +1,79 @@
+"""Driver-side listing for executors that read files themselves (CLI predict on local files)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from deepspark.errors import InputNotFoundError
+from deepspark.io._files import list_files, listed_paths, paths_frame
+
+
+@pytest.fixture()
+def folder(tmp_path: Path, photos_dir: Path) -> Path:
+    photos = sorted(p for p in photos_dir.iterdir() if p.is_file())[:3]
+    for p in photos:
+        shutil.copyfile(p, tmp_path / p.name)
+    (tmp_path / "sub").mkdir()
+    shutil.copyfile(photos[0], tmp_path / "sub" / "deeper.jpg")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / ".hidden.jpg").write_bytes(b"x")
+    (tmp_path / "_SUCCESS").write_bytes(b"")
+    os.symlink(tmp_path / "gone.jpg", tmp_path / "broken.jpg")
+    return tmp_path
+
+
+def _names(paths: list[str]) -> list[str]:
+    return sorted(p.rsplit("/", 1)[-1] for p in paths)
+
+
+def test_same_files_as_the_binary_file_listing(spark: object, folder: Path) -> None:
+    listed = listed_paths(spark, str(folder))
+    scanned = [r["path"] for r in list_files(spark, str(folder)).select("path").collect()]
+    # Every entry Spark's listing would give a row, zero-byte file and broken link
+    # included; hidden and "_" files skipped as Spark skips them.
+    assert sorted(listed) == sorted(scanned)
+    assert "empty.jpg" in _names(listed) and "broken.jpg" in _names(listed)
+    assert ".hidden.jpg" not in _names(listed) and "_SUCCESS" not in _names(listed)
+    assert "deeper.jpg" in _names(listed)
+    assert "deeper.jpg" not in _names(listed_paths(spark, str(folder), recursive=False))
+    assert _names(listed_paths(spark, str(folder), glob="empty*")) == ["empty.jpg"]
+
+
+def test_frame_has_one_row_per_path_split_by_count(spark: object, folder: Path) -> None:
+    listed = listed_paths(spark, str(folder))
+    df = paths_frame(spark, listed, num_partitions=3)
+    assert df.rdd.getNumPartitions() == 3
+    sizes = df.rdd.glom().map(len).collect()
+    assert sum(sizes) == len(listed) and max(sizes) - min(sizes) <= 1
+    assert sorted(r["path"] for r in df.collect()) == listed
+    # Never more partitions than files.
+    assert paths_frame(spark, listed[:2]).rdd.getNumPartitions() == 2
+
+
+def test_missing_input_says_so(spark: object, tmp_path: Path) -> None:
+    with pytest.raises(InputNotFoundError, match="no such file or folder"):
+        listed_paths(spark, str(tmp_path / "nope"))
+
+
+def test_predictor_gives_every_listed_path_a_row(spark: object, folder: Path) -> None:
+    """Empty, broken and deleted-after-listing files fail their own rows only."""
+    import deepspark
+
+    listed = listed_paths(spark, str(folder))
+    (folder / "sub" / "deeper.jpg").unlink()  # deleted between listing and the job
+    rows = (
+        deepspark.DeepImagePredictor(inputCol="path", topK=1)
+        .transform(paths_frame(spark, listed))
+        .select("path", "predictions", "error")
+        .collect()
+    )
+    by_name = {r["path"].rsplit("/", 1)[-1]: r for r in rows}
+    assert sorted(by_name) == _names(listed) and len(rows) == len(listed)
+    for bad in ("empty.jpg", "broken.jpg", "deeper.jpg"):
+        assert by_name[bad]["predictions"] is None and by_name[bad]["error"], bad
+    good = [r for n, r in by_name.items() if n not in ("empty.jpg", "broken.jpg", "deeper.jpg")]
+    assert good and all(r["error"] is None and r["predictions"] for r in good)
