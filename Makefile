@@ -2,14 +2,15 @@
 #   make demo     install, then classify the sample photos on local Spark
 #   make test     install (with test dependencies), then the default test suite
 #   make install  .venv with deepspark and all extras
-#   make bench    side-by-side benchmarks (see docs/benchmarks.md)
+#   make bench    side-by-side benchmarks: images, then text and audio (see docs/benchmarks.md)
+#   make bench-modalities   the text and audio benchmarks alone
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test-tools demo test test-slow bench clean
+.PHONY: install test-tools demo test test-slow bench bench-modalities clean
 
 $(STAMP): pyproject.toml scripts/install.sh
 	bash scripts/install.sh $(PYTHON) $(VENV)
@@ -31,11 +32,17 @@ test: test-tools
 test-slow: install
 	$(PY) -m pytest -q -m slow
 
-# BENCH_ARGS, e.g. make bench BENCH_ARGS="-n 400 --reps 2" or "--memory" (see docs/benchmarks.md)
+# BENCH_ARGS, e.g. make bench BENCH_ARGS="-n 400 --reps 2 --text-n 2000 --audio-minutes 5"
+# or "--memory" (see docs/benchmarks.md)
 bench: install
 	$(PY) -m pip install -q -e ".[bench]"
 	bash benchmarks/setup_peers.sh $(PYTHON) bench-venv
-	$(PY) benchmarks/run.py $(BENCH_ARGS)
+	$(PY) benchmarks/run.py --modalities $(BENCH_ARGS)
+
+# MODAL_ARGS, e.g. make bench-modalities MODAL_ARGS="--text-n 2000 --audio-minutes 5 --reps 2"
+bench-modalities: install
+	$(PY) -m pip install -q -e ".[bench]"
+	$(PY) benchmarks/modalities.py $(MODAL_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

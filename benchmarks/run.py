@@ -12,6 +12,7 @@ Examples
     python benchmarks/run.py -n 400 --reps 2      # smaller
     python benchmarks/run.py --variants limit,deepspark-api
     python benchmarks/run.py --memory             # peak RSS at 2,000 and 20,000 images
+    python benchmarks/run.py --modalities         # then text and audio (modalities.py)
 """
 
 from __future__ import annotations
@@ -182,34 +183,53 @@ def run_variant(
         models["float"],
         *v.args,
     ]
+    env = bench_env(python, peer=v.peer)
+    try:
+        return measure(v.name, rep, cmd, env, a.timeout)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def bench_env(python: str, peer: bool = False) -> dict[str, str]:
+    """The environment of a variant process: this checkout's ``src`` first on the path."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
     env.setdefault("PYSPARK_PYTHON", sys.executable)
-    if v.peer:
+    if peer:
         env["PYSPARK_PYTHON"] = python
-    try:
-        code, output, peak, timed_out = run_measured(cmd, a.timeout, env)
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
+    return env
+
+
+def measure(name: str, rep: int, cmd: list[str], env: dict[str, str], timeout: float) -> Run:
+    """Run one variant's command, sampling its peak RSS; its last ``RESULT {json}`` line
+    gives ``seconds``, ``startup_s`` and ``images`` (kept whole in ``Run.extra``)."""
+    code, output, peak, timed_out = run_measured(cmd, timeout, env)
     result_line = next(
         (line for line in reversed(output.splitlines()) if line.startswith("RESULT ")), None
     )
     if timed_out:
         return Run(
-            v.name,
+            name,
             rep,
             False,
             peak_rss_mb=peak,
-            error=f"timed out after {a.timeout:.0f}s (deadlock or too slow)",
+            error=f"timed out after {timeout:.0f}s (deadlock or too slow)",
         )
     if code != 0 or result_line is None:
         tail = [line for line in output.strip().splitlines() if line.strip()][-3:]
         return Run(
-            v.name, rep, False, peak_rss_mb=peak, error=f"exit {code}: " + " | ".join(tail)[-400:]
+            name, rep, False, peak_rss_mb=peak, error=f"exit {code}: " + " | ".join(tail)[-400:]
         )
     res = json.loads(result_line[len("RESULT ") :])
     return Run(
-        v.name, rep, True, int(res["images"]), float(res["seconds"]), float(res["startup_s"]), peak
+        name,
+        rep,
+        True,
+        int(res.get("images", 0)),
+        float(res["seconds"]),
+        float(res["startup_s"]),
+        peak,
+        extra=res,
     )
 
 
@@ -299,9 +319,13 @@ def machine() -> dict[str, str]:
     return info
 
 
-def summarise(runs: list[Run], variants: list[Variant]) -> list[dict]:
+def summarise(runs: list[Run], variants: list[Variant], baseline: str = "limit") -> list[dict]:
+    """Median, min-max, start-up and peak RSS per variant; ``ratio`` = median / ``baseline``'s.
+
+    ``variants`` need only ``name`` and ``label`` (``modalities.py`` passes its own).
+    """
     rows = []
-    limit = [r.rate for r in runs if r.variant == "limit" and r.ok]
+    limit = [r.rate for r in runs if r.variant == baseline and r.ok]
     limit_med = statistics.median(limit) if limit else 0.0
     for v in variants:
         mine = [r for r in runs if r.variant == v.name]
@@ -328,6 +352,18 @@ def _fmt(x: float | None, spec: str = ".1f") -> str:
     return "-" if x is None else format(x, spec)
 
 
+def table_row(r: dict, unit: str = "") -> str:
+    """One row of a results table from a ``summarise`` row; ``unit`` follows the median."""
+    ok = f"{r['ok']}/{r['runs']}"
+    if r["errors"]:
+        ok += " (" + "; ".join(e[:120] for e in r["errors"]) + ")"
+    median = _fmt(r["median"]) + (f" {unit}" if unit else "")
+    return (
+        f"| {r['label']} | {median} | {_fmt(r['min'])}-{_fmt(r['max'])} | "
+        f"{_fmt(r['ratio'], '.2f')} | {_fmt(r['startup_s'])} | {r['peak_rss_mb']:.0f} | {ok} |"
+    )
+
+
 def markdown(
     summary: list[dict], info: dict, a: argparse.Namespace, quality: dict | None, memory: list[dict]
 ) -> str:
@@ -342,14 +378,7 @@ def markdown(
         "| variant | images/s (median) | min-max | ratio to limit | start-up s | peak RSS MB | runs ok |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in summary:
-        ok = f"{r['ok']}/{r['runs']}"
-        if r["errors"]:
-            ok += " (" + "; ".join(e[:120] for e in r["errors"]) + ")"
-        lines.append(
-            f"| {r['label']} | {_fmt(r['median'])} | {_fmt(r['min'])}-{_fmt(r['max'])} | "
-            f"{_fmt(r['ratio'], '.2f')} | {_fmt(r['startup_s'])} | {r['peak_rss_mb']:.0f} | {ok} |"
-        )
+    lines += [table_row(r) for r in summary]
     if quality:
         lines += [
             "",
@@ -373,11 +402,15 @@ def markdown(
     return "\n".join(lines) + "\n"
 
 
-def write_doc(doc: Path, section: str) -> None:
-    text = doc.read_text() if doc.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
-    if START in text and END in text:
-        head, _, rest = text.partition(START)
-        _, _, tail = rest.partition(END)
+def write_doc(doc: Path, section: str, start: str = START, end: str = END) -> None:
+    """Replace the text between the ``start`` and ``end`` markers of ``doc`` by ``section``.
+
+    ``section`` includes the markers; without them in ``doc`` it is appended.
+    """
+    text = doc.read_text() if doc.exists() else f"# Benchmarks\n\n{start}\n{end}\n"
+    if start in text and end in text:
+        head, _, rest = text.partition(start)
+        _, _, tail = rest.partition(end)
         text = head + section.rstrip("\n") + tail
     else:
         text += "\n" + section
@@ -458,6 +491,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--report-only", action="store_true", help="rewrite the doc and chart from --results"
     )
+    p.add_argument(
+        "--modalities",
+        action="store_true",
+        help="afterwards run the text and audio benchmarks (benchmarks/modalities.py, same --reps)",
+    )
+    p.add_argument("--text-n", type=int, default=20000, help="with --modalities: sentences")
+    p.add_argument("--audio-minutes", type=int, default=60, help="with --modalities: minutes")
     a = p.parse_args(argv)
     if a.report_only:
         return report_only(a)
@@ -528,6 +568,16 @@ def main(argv: list[str] | None = None) -> int:
     write_doc(a.doc, markdown(summary, info, a, quality, memory))
     chart(summary, a.chart, a.n)
     print(f"[bench] wrote {a.doc}, {a.chart}, {a.results}", flush=True)
+    if a.modalities:
+        import modalities
+
+        return modalities.main(
+            [
+                *("--text-n", str(a.text_n), "--audio-minutes", str(a.audio_minutes)),
+                *("--reps", str(a.reps), "--timeout", str(a.timeout)),
+                *("--data-dir", str(a.data_dir), "--doc", str(a.doc)),
+            ]
+        )
     return 0
 
 

@@ -81,6 +81,29 @@ def test_named_model_equals_sentence_transformers(spark, sentence_transformer) -
     assert float(cut @ want) >= 0.999 and float(cut @ got[TEXTS.index(long_text)]) < 0.999
 
 
+def test_rows_sorted_across_arrow_batches_keep_their_places(spark, sentence_transformer) -> None:
+    # Arrow batches of 4 rows: the executor sorts the rows of several batches by length
+    # together (runtime.text.SORT_ROWS), so every result must come back to its own row
+    # and batch, nulls included.
+    texts = [None if i % 5 == 0 else "word " * (i % 7 + 1) + f"number {i}" for i in range(30)]
+    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    before = spark.conf.get(key)
+    spark.conf.set(key, "4")
+    try:
+        frame = spark.createDataFrame([(i, t) for i, t in enumerate(texts)], "id int, text string")
+        rows = deepspark.TextEmbedder(batchSize=3).transform(frame.repartition(1, "id")).collect()
+    finally:
+        spark.conf.set(key, before)
+    got = _vectors(rows)
+    assert sorted(got) == list(range(len(texts)))
+    kept = [i for i, t in enumerate(texts) if t is not None]
+    ref = sentence_transformer.encode([texts[i] for i in kept])
+    for i, want in zip(kept, ref):
+        vec = got[i]
+        assert vec is not None and float(vec @ want / np.linalg.norm(want)) >= 0.999, texts[i]
+    assert all(got[i] is None for i, t in enumerate(texts) if t is None)
+
+
 def test_paraphrases_score_above_unrelated_pairs(spark) -> None:
     pairs = [
         ("How do I reset my password?", "I forgot my password, how can I change it?"),

@@ -1,8 +1,11 @@
 """The executor-side loop of the text transformers: tokenize -> ONNX -> pool or classify.
 
-Rows of one Arrow batch are sorted by length before they are cut into model batches,
-so each batch is padded only to its own longest text (much less padding than arrival
-order); results go back to their rows' places. One output row per input row.
+Rows are sorted by length before they are cut into model batches, so each batch is
+padded only to its own longest text (much less padding than arrival order); results go
+back to their rows' places. One output row per input row. The sort spans several
+Arrow batches (up to :data:`SORT_ROWS` rows or :data:`SORT_BYTES` of text): Spark
+sends 256 rows per batch under ``deepspark.session()``, and sorting only those left
+~12% padding on the benchmark's sentences where 2,048 rows leave ~2%.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from deepspark.models.text import ResolvedTextModel
 from deepspark.runtime.engine import softmax
 from deepspark.runtime.threads import task_gpu, task_threads
 
-__all__ = ["TextModelTask", "load_tokenizer", "pool", "tokenize"]
+__all__ = ["TextModelTask", "load_tokenizer", "pool", "sort_windows", "tokenize"]
 
 
 def pool(tokens: np.ndarray, mask: np.ndarray, modes: Sequence[str]) -> np.ndarray:
@@ -76,6 +79,34 @@ def load_tokenizer(path: str, max_length: int, pad_id: int, pad_token: str) -> A
     direction = (tok.padding or {}).get("direction", "right")
     tok.enable_padding(pad_id=pad_id, pad_token=pad_token, direction=direction)
     return tok
+
+
+#: Rows sorted by length together (several Arrow batches), and the most text they may
+#: hold: long documents close a window early, so memory stays bounded.
+SORT_ROWS = 2048
+SORT_BYTES = 8 * 2**20
+
+
+def sort_windows(arrays: Iterator[Any], rows: int, max_bytes: int) -> Iterator[list[Any]]:
+    """Consecutive Arrow arrays grouped until they hold ``rows`` rows or ``max_bytes``.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> [[len(a) for a in w] for w in sort_windows(iter([pa.array(["a"] * 3)] * 3), 5, 10**6)]
+    [[3, 3], [3]]
+    """
+    window: list[Any] = []
+    count = size = 0
+    for arr in arrays:
+        window.append(arr)
+        count += len(arr)
+        size += arr.nbytes
+        if count >= rows or size >= max_bytes:
+            yield window
+            window, count, size = [], 0, 0
+    if window:
+        yield window
 
 
 #: Texts longer than maxLength x this many characters are first tokenized from a prefix
@@ -143,6 +174,8 @@ class TextModelTask:
         Texts per model call.
     threads : int
         0 = the task's CPU share.
+    sort_rows : int
+        Rows (from consecutive Arrow batches) sorted by length together.
     """
 
     model: ResolvedTextModel
@@ -150,6 +183,7 @@ class TextModelTask:
     normalize: bool = True
     batch_size: int = 32
     threads: int = 0
+    sort_rows: int = SORT_ROWS
 
     # ---------------------------------------------------------------- types
     def result_arrow_type(self) -> Any:
@@ -203,8 +237,8 @@ class TextModelTask:
         session = self.model.ref.load(threads=task_threads(self.threads), gpu=task_gpu())
         tokenizer = self._tokenizer()
         result_type = self.result_arrow_type()
-        for arr in arrays:
-            values = arr.to_pylist()
+        for window in sort_windows(arrays, self.sort_rows, SORT_BYTES):
+            values = [v for arr in window for v in arr.to_pylist()]
             results: list[Any] = [None] * len(values)
             errors: list[str | None] = [None] * len(values)
             # Null text gives a null result (and no error): missing values are not failures.
@@ -223,7 +257,15 @@ class TextModelTask:
                     continue
                 for i, row in zip(chunk, out):
                     results[i] = row
-            yield pa.StructArray.from_arrays(
-                [pa.array(results, type=result_type), pa.array(errors, type=pa.string())],
-                names=["result", "error"],
-            )
+            # One output array per input array: output batches stay the size Spark sent.
+            start = 0
+            for arr in window:
+                end = start + len(arr)
+                yield pa.StructArray.from_arrays(
+                    [
+                        pa.array(results[start:end], type=result_type),
+                        pa.array(errors[start:end], type=pa.string()),
+                    ],
+                    names=["result", "error"],
+                )
+                start = end
