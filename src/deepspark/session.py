@@ -101,7 +101,11 @@ def session(
         # Workers import pyspark from its installed package, not from pyspark.zip
         # (compiled from source in every worker); see deepspark.runtime._daemon. Local
         # masters only: there executors run this interpreter, which has deepspark.
-        settings.setdefault(_DAEMON_MODULE, "deepspark.runtime._daemon")
+        settings.setdefault(_DAEMON_MODULE, _DAEMON)
+    elif spark_conf.get(_DAEMON_MODULE, None) == _DAEMON and not (conf and _DAEMON_MODULE in conf):
+        # Inherited from an earlier local session of this process (its settings stay in
+        # the JVM's system properties): cluster executors may not have deepspark.
+        spark_conf.set(_DAEMON_MODULE, "pyspark.daemon")
     for key, value in settings.items():
         if not spark_conf.contains(key) or (conf and key in conf):
             spark_conf.set(key, value)
@@ -121,3 +125,4 @@ def session(
 
 _MIN_PARTITIONS = "spark.sql.files.minPartitionNum"
 _DAEMON_MODULE = "spark.python.daemon.module"
+_DAEMON = "deepspark.runtime._daemon"

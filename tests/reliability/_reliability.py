@@ -84,6 +84,10 @@ def descendants(root: int) -> list[int]:
     return out
 
 
+#: Python daemon modules: pyspark's, and deepspark's wrapper (local sessions).
+_DAEMONS = ("pyspark.daemon", "deepspark.runtime._daemon")
+
+
 def python_workers(roots: Iterable[int]) -> list[int]:
     """PySpark Python workers below ``roots``: the processes forked by ``pyspark.daemon``
     (or started as ``pyspark.worker`` when the daemon is off); never the daemon itself."""
@@ -91,10 +95,12 @@ def python_workers(roots: Iterable[int]) -> list[int]:
     for root in roots:
         for pid in descendants(root):
             line = cmdline(pid)
-            if "pyspark.daemon" in line:
-                # The daemon runs as "python -m pyspark.daemon pyspark.worker" and forks
-                # the workers, which keep its command line: a worker's parent is a daemon.
-                if "pyspark.daemon" in cmdline(_proc_ppid(pid) or 0):
+            if any(d in line for d in _DAEMONS):
+                # The daemon runs as "python -m pyspark.daemon pyspark.worker" (or
+                # deepspark's, in local sessions) and forks the workers, which keep its
+                # command line: a worker's parent is a daemon.
+                parent = cmdline(_proc_ppid(pid) or 0)
+                if any(d in parent for d in _DAEMONS):
                     found.append(pid)
             elif "pyspark.worker" in line:  # spark.python.use.daemon=false
                 found.append(pid)

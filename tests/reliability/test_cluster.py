@@ -137,6 +137,14 @@ def test_executors_get_deepspark_and_model_the_documented_way(
         assert module == deepspark.__file__
 
 
+def test_cluster_workers_use_pyspark_daemon(cluster_spark: Any) -> None:
+    """deepspark's daemon wrapper is for local sessions only; a cluster session started
+    after a local one in the same process (local_reference) must not inherit it, since
+    cluster executors may not have deepspark installed when their daemon starts."""
+    conf = cluster_spark.sparkContext.getConf()
+    assert conf.get("spark.python.daemon.module", "pyspark.daemon") == "pyspark.daemon"
+
+
 def _executor_roots(cluster: StandaloneCluster) -> list[int]:
     return [cluster.worker_pid(i) for i in range(cluster.workers)]
 
