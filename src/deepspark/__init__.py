@@ -36,6 +36,7 @@ _LAZY: dict[str, str] = {
     "read_audio": "deepspark.io.audio",
     "read_images": "deepspark.io.images",
     "read_text": "deepspark.io.text",
+    "list_paths": "deepspark.io._files",
     "AudioModelTransformer": "deepspark.ml.audio",
     "SpeechDetector": "deepspark.ml.audio",
     "DeepImageFeaturizer": "deepspark.ml.image",
@@ -66,6 +67,7 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the eager imports
         SignatureError,
         UnsafeModelError,
     )
+    from deepspark.io._files import list_paths
     from deepspark.io.audio import read_audio
     from deepspark.io.images import read_images
     from deepspark.io.text import read_text
@@ -90,6 +92,7 @@ __all__ = [
     "read_images",
     "read_audio",
     "read_text",
+    "list_paths",
     "image",
     # transformers
     "DeepImagePredictor",

@@ -54,6 +54,16 @@ def test_frame_has_one_row_per_path_split_by_count(spark: object, folder: Path) 
     assert paths_frame(spark, listed[:2]).rdd.getNumPartitions() == 2
 
 
+def test_public_list_paths_feeds_the_predictor(spark: object, folder: Path) -> None:
+    import deepspark
+
+    df = deepspark.list_paths(spark, str(folder), glob="*.png", num_partitions=2)
+    assert df.columns == ["path"] and df.rdd.getNumPartitions() == 2
+    rows = deepspark.DeepImagePredictor(inputCol="path", topK=1).transform(df).collect()
+    assert sorted(r["path"] for r in rows) == listed_paths(spark, str(folder), glob="*.png")
+    assert rows and all(r["error"] is None and len(r["predictions"]) == 1 for r in rows)
+
+
 def test_missing_input_says_so(spark: object, tmp_path: Path) -> None:
     with pytest.raises(InputNotFoundError, match="no such file or folder"):
         listed_paths(spark, str(tmp_path / "nope"))
