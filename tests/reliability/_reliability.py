@@ -395,8 +395,10 @@ def run_with_fault(
     ``fault`` is called once a stage of the job has ``after_completed`` finished tasks,
     tasks running and tasks still waiting; it returns a description of what it did, or
     None to be called again later (e.g. no busy Python worker yet). A fault that has
-    failed no task within ``settle`` seconds (it hit a process just as its task ended)
-    is injected again, ``max_faults`` times at most. Returns ``(job result, watch)``;
+    failed no task within ``settle`` seconds (it hit a process just as its task ended,
+    e.g. a reused Python worker collecting garbage between tasks) is injected again,
+    ``max_faults`` times at most; a short ``settle`` lets a retry land before a fast
+    job ends (a killed Python worker fails its task within milliseconds). Returns ``(job result, watch)``;
     ``watch.failed_tasks`` counts failed task attempts.
     """
     sc = spark.sparkContext
