@@ -21,13 +21,12 @@ from deepspark.ml.params import (
     HasModelLoading,
     HasModelSource,
     HasNumThreads,
-    model_param_value,
     HasQuantize,
+    model_param_value,
 )
-
 from deepspark.ml.persistence import ModelFilePersistence
 
-__all__ = ["DeepImagePredictor", "ImageModelTransformer", "DeepImageFeaturizer"]
+__all__ = ["DeepImageFeaturizer", "DeepImagePredictor", "ImageModelTransformer"]
 
 
 def _labels_value(labels: Any) -> Any:
@@ -41,7 +40,69 @@ def _labels_value(labels: Any) -> Any:
     return labels
 
 
+class _ImageTaskMixin:
+    """What the three image transformers share: resolve the model on the driver into an
+    :class:`~deepspark.runtime.engine.ImageModelTask`, and apply it to the input column."""
+
+    def _image_task(
+        self,
+        spark: Any,
+        kind: str,
+        *,
+        model_name: str | None,
+        model: str | None,
+        labels: list[str] | None,
+        output_name: str | None,
+        role: str,
+        mode: str,
+        quantize: str = "none",
+        **task_options: Any,
+    ) -> Any:
+        from deepspark.models.resolve import resolve_image_model
+        from deepspark.runtime.engine import ImageModelTask
+
+        resolved = resolve_image_model(
+            spark,
+            model_name=model_name,
+            model=model,
+            framework=self.getFramework(),  # type: ignore[attr-defined]
+            labels=labels,
+            preprocess=self._user_preprocess(),  # type: ignore[attr-defined]
+            output_name=output_name,
+            role=role,
+            engine=self.getEngine(),  # type: ignore[attr-defined]
+            trust_pickle=self.getTrustPickle(),  # type: ignore[attr-defined]
+            quantize=quantize,
+        )
+        return ImageModelTask(
+            model=resolved.ref,
+            preprocess=resolved.preprocess,
+            input_kind=kind,
+            input_name=resolved.input_name,
+            output_name=resolved.output_name,
+            mode=mode,
+            labels=resolved.labels if mode == "topk" else None,
+            batch_size=self.getBatchSize(),  # type: ignore[attr-defined]
+            threads=self.getNumThreads(),  # type: ignore[attr-defined]
+            **task_options,
+        )
+
+    def _apply_image_task(self, dataset: DataFrame, result_expr: Any = None) -> DataFrame:
+        kind = image_input_kind(dataset, self.getInputCol())  # type: ignore[attr-defined]
+        task = self._build_task(dataset.sparkSession, kind)  # type: ignore[attr-defined]
+        return apply_task(
+            dataset,
+            self.getInputCol(),  # type: ignore[attr-defined]
+            self.getOutputCol(),  # type: ignore[attr-defined]
+            self.getErrorCol(),  # type: ignore[attr-defined]
+            task.run,
+            task.result_spark_type(),
+            result_expr=result_expr,
+        )
+
+
 class DeepImagePredictor(
+    _ImageTaskMixin,
     Transformer,
     HasInputCol,
     HasOutputCol,
@@ -178,49 +239,24 @@ class DeepImagePredictor(
 
     # ------------------------------------------------------------------ driver side
     def _build_task(self, spark: Any, kind: str) -> Any:
-        from deepspark.models.resolve import resolve_image_model
-        from deepspark.runtime.engine import ImageModelTask
-
-        resolved = resolve_image_model(
+        return self._image_task(
             spark,
+            kind,
             model_name=self.getModelName(),
             model=self.getModel(),
-            framework=self.getFramework(),
             labels=self.getOrDefault(self.labels) if self.isDefined(self.labels) else None,
-            preprocess=self._user_preprocess(),
             output_name=(
                 self.getOrDefault(self.outputName) if self.isDefined(self.outputName) else None
             ),
             role="logits",
-            engine=self.getEngine(),
-            trust_pickle=self.getTrustPickle(),
-            quantize=self.getQuantize(),
-        )
-        return ImageModelTask(
-            model=resolved.ref,
-            preprocess=resolved.preprocess,
-            input_kind=kind,
-            input_name=resolved.input_name,
-            output_name=resolved.output_name,
             mode="topk",
+            quantize=self.getQuantize(),
             top_k=self.getTopK(),
-            labels=resolved.labels,
             apply_softmax=bool(self.getOrDefault(self.applySoftmax)),
-            batch_size=self.getBatchSize(),
-            threads=self.getNumThreads(),
         )
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
-        kind = image_input_kind(dataset, self.getInputCol())
-        task = self._build_task(dataset.sparkSession, kind)
-        return apply_task(
-            dataset,
-            self.getInputCol(),
-            self.getOutputCol(),
-            self.getErrorCol(),
-            task.run,
-            task.result_spark_type(),
-        )
+        return self._apply_image_task(dataset)
 
 
 def _coerce(params: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -241,6 +277,7 @@ def _coerce(params: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 class ImageModelTransformer(
+    _ImageTaskMixin,
     Transformer,
     HasInputCol,
     HasOutputCol,
@@ -349,57 +386,33 @@ class ImageModelTransformer(
         return mode
 
     def _build_task(self, spark: Any, kind: str) -> Any:
-        from deepspark.models.resolve import resolve_image_model
-        from deepspark.runtime.engine import ImageModelTask
-
         if not self.getModel():
             raise InvalidParameterError(
                 "ImageModelTransformer needs model=<path of a model file or folder> "
                 "(or DeepImagePredictor for the named pretrained models)"
             )
         mode = self.getOutputMode()
-        resolved = resolve_image_model(
+        return self._image_task(
             spark,
+            kind,
             model_name=None,
             model=self.getModel(),
-            framework=self.getFramework(),
             labels=None,
-            preprocess=self._user_preprocess(),
             output_name=(
                 self.getOrDefault(self.outputName) if self.isDefined(self.outputName) else None
             ),
             role="logits",
-            engine=self.getEngine(),
-            trust_pickle=self.getTrustPickle(),
-        )
-        return ImageModelTask(
-            model=resolved.ref,
-            preprocess=resolved.preprocess,
-            input_kind=kind,
-            input_name=resolved.input_name,
-            output_name=resolved.output_name,
             mode=mode,
             apply_softmax=mode == "probabilities",
-            batch_size=self.getBatchSize(),
-            threads=self.getNumThreads(),
         )
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
-        kind = image_input_kind(dataset, self.getInputCol())
-        task = self._build_task(dataset.sparkSession, kind)
         to_vector = _to_vector if self.getOutputMode() == "vector" else None
-        return apply_task(
-            dataset,
-            self.getInputCol(),
-            self.getOutputCol(),
-            self.getErrorCol(),
-            task.run,
-            task.result_spark_type(),
-            result_expr=to_vector,
-        )
+        return self._apply_image_task(dataset, result_expr=to_vector)
 
 
 class DeepImageFeaturizer(
+    _ImageTaskMixin,
     Transformer,
     HasInputCol,
     HasOutputCol,
@@ -535,44 +548,19 @@ class DeepImageFeaturizer(
         return str(with_layer_output(path, layer))
 
     def _build_task(self, spark: Any, kind: str) -> Any:
-        from deepspark.models.resolve import resolve_image_model
-        from deepspark.runtime.engine import ImageModelTask
-
-        resolved = resolve_image_model(
+        return self._image_task(
             spark,
+            kind,
             model_name=self.getModelName(),
             model=self._model_with_layer(),
-            framework=self.getFramework(),
             labels=None,
-            preprocess=self._user_preprocess(),
             output_name=self.getLayer(),
             role="features",
-            engine=self.getEngine(),
-            trust_pickle=self.getTrustPickle(),
-        )
-        return ImageModelTask(
-            model=resolved.ref,
-            preprocess=resolved.preprocess,
-            input_kind=kind,
-            input_name=resolved.input_name,
-            output_name=resolved.output_name,
             mode="vector",
-            batch_size=self.getBatchSize(),
-            threads=self.getNumThreads(),
         )
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
-        kind = image_input_kind(dataset, self.getInputCol())
-        task = self._build_task(dataset.sparkSession, kind)
-        return apply_task(
-            dataset,
-            self.getInputCol(),
-            self.getOutputCol(),
-            self.getErrorCol(),
-            task.run,
-            task.result_spark_type(),
-            result_expr=_to_vector,
-        )
+        return self._apply_image_task(dataset, result_expr=_to_vector)
 
 
 def _to_vector(column: Column) -> Column:
