@@ -53,8 +53,23 @@ class Variant:
 
 
 VARIANTS = [
-    Variant("limit", "limit", "limit: 1 process, simplejpeg + ONNX Runtime, all cores"),
-    Variant("deepspark-api", "deepspark-api", "deepspark Python API, local[*]"),
+    Variant(
+        "limit",
+        "limit",
+        "limit: 1 process, simplejpeg + ONNX Runtime, one 1-thread session per core",
+    ),
+    Variant(
+        "limit-1session",
+        "limit-1session",
+        "1 process, simplejpeg + one ONNX Runtime session on all cores",
+    ),
+    Variant("deepspark-api", "deepspark-api", "deepspark Python API (list_paths), local[*]"),
+    Variant(
+        "deepspark-api-content",
+        "deepspark-api",
+        "deepspark Python API over binaryFile content, local[*]",
+        args=("--input", "content"),
+    ),
     Variant("deepspark-cli", "deepspark-cli", "deepspark CLI (predict), local[*]"),
     Variant(
         "spark-pandas-onnx",

@@ -32,22 +32,23 @@ def main() -> None:
     from run import prepare_models
 
     import deepspark
-    from deepspark.io._files import list_files
 
     models = prepare_models(False)
     n = len(V.list_jpegs(a.data))
     out = tempfile.mkdtemp(prefix="bench-warm-")
 
     def limit() -> float:
-        args = argparse.Namespace(data=a.data, out=out + "/limit", model=models["fused"], threads=0)
+        args = argparse.Namespace(
+            data=a.data, out=out + "/limit", model=models["fused"], threads=0, lanes=0
+        )
         return n / V.run_limit(args)["seconds"]
 
     rates = {"limit": [limit()]}
     spark = deepspark.session("local[*]")
     for i in range(1 + a.runs):
         t0 = time.perf_counter()
-        files = list_files(spark, a.data)
-        deepspark.DeepImagePredictor(inputCol="content").transform(files).select(
+        files = deepspark.list_paths(spark, a.data)
+        deepspark.DeepImagePredictor(inputCol="path").transform(files).select(
             "path", "predictions", "error"
         ).write.mode("overwrite").parquet(out + "/ds")
         rates.setdefault("deepspark first job" if i == 0 else "deepspark warm", []).append(

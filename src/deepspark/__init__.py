@@ -18,6 +18,12 @@ from typing import TYPE_CHECKING
 
 from deepspark._lazy import lazy_attributes
 
+# Bound eagerly (the module imports only the standard library): the function shares its
+# module's name, and a lazy binding would lose to the submodule whenever something
+# imports ``deepspark.session`` first (``from deepspark.session import DEFAULT_CONF``),
+# leaving ``deepspark.session(...)`` a module.
+from deepspark.session import session
+
 # Every public name is imported on first use (PEP 562), not here: Spark starts a fresh
 # Python worker per executor core, and each one imports this package to unpickle a
 # task. Importing every transformer (and with them pyspark.ml, pandas and scipy) eagerly
@@ -51,7 +57,6 @@ _LAZY: dict[str, str] = {
     "Signature": "deepspark.models.base",
     "TensorSpec": "deepspark.models.base",
     "list_models": "deepspark.models.zoo",
-    "session": "deepspark.session",
 }
 
 if TYPE_CHECKING:  # static type checkers and IDEs see the eager imports
@@ -79,7 +84,6 @@ if TYPE_CHECKING:  # static type checkers and IDEs see the eager imports
     from deepspark.models.api import load_model
     from deepspark.models.base import Model, Signature, TensorSpec
     from deepspark.models.zoo import list_models
-    from deepspark.session import session
 
 
 __getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from deepspark.errors import InputNotFoundError
-from deepspark.io._files import list_files, listed_paths, paths_frame
+from deepspark.io._files import (
+    _local_listing,
+    list_files,
+    listed_paths,
+    paths_frame,
+    spark_listed_paths,
+)
 
 
 @pytest.fixture()
@@ -41,6 +47,57 @@ def test_same_files_as_the_binary_file_listing(spark: object, folder: Path) -> N
     assert "deeper.jpg" in _names(listed)
     assert "deeper.jpg" not in _names(listed_paths(spark, str(folder), recursive=False))
     assert _names(listed_paths(spark, str(folder), glob="empty*")) == ["empty.jpg"]
+
+
+@pytest.fixture()
+def tricky(tmp_path: Path) -> Path:
+    """Names Spark's listing treats specially, in nested, hidden and linked folders."""
+    root = tmp_path / "root"
+    for rel in [
+        "a.jpg",
+        "b.png",
+        "x._COPYING_",
+        "_metadata",
+        "_common_metadata_v2",
+        "_SUCCESS",
+        ".DS_Store",
+        "sp ace #1 ü.jpg",
+        "deep/er/c.jpg",
+        "_year=2024/d.jpg",
+        "_tmp/e.jpg",
+        ".git/f.jpg",
+        "k=v/_g.jpg",
+        "k=v/h.JPG",
+    ]:
+        f = root / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(b"" if rel.endswith("h.JPG") else b"data")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "linked.jpg").write_bytes(b"data")
+    os.symlink(outside, root / "link-dir")
+    os.symlink(outside / "linked.jpg", root / "link-file.jpg")
+    os.symlink(tmp_path / "gone", root / "deep" / "broken.jpg")
+    return root
+
+
+@pytest.mark.parametrize("glob", [None, "*.jpg", "?.*", "*"])
+def test_python_listing_matches_sparks(spark: object, tricky: Path, glob: str | None) -> None:
+    """Local folders are walked in Python; the result must be exactly Spark's listing
+    (plus broken links), for every naming rule Spark applies."""
+    fast = listed_paths(spark, str(tricky), glob=glob)
+    assert fast == _local_listing([str(tricky)], recursive=True, glob=glob)  # no Spark
+    assert fast == spark_listed_paths(spark, [str(tricky)], recursive=True, glob=glob)
+    assert fast  # the tree has matches for every pattern
+
+
+def test_python_listing_matches_sparks_for_files_and_several_roots(
+    spark: object, tricky: Path
+) -> None:
+    roots = [str(tricky / "a.jpg"), str(tricky / "deep"), f"file:{tricky / '_year=2024'}"]
+    fast = listed_paths(spark, roots)
+    assert fast == spark_listed_paths(spark, roots, recursive=True, glob=None)
+    assert {"a.jpg", "c.jpg", "d.jpg", "broken.jpg"} <= set(_names(fast))
 
 
 def test_frame_has_one_row_per_path_split_by_count(spark: object, folder: Path) -> None:

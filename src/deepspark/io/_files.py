@@ -74,10 +74,7 @@ def _binary_files(
     except AnalysisException as exc:
         msg = str(exc).splitlines()[0]
         if "PATH_NOT_FOUND" in msg or "does not exist" in msg:
-            raise InputNotFoundError(
-                f"no such file or folder: {', '.join(paths)} (check the path; "
-                "globs like 'photos/*.jpg' and URIs like 's3a://bucket/dir' are accepted)"
-            ) from None
+            raise _not_found(paths) from None
         raise
 
 
@@ -90,17 +87,97 @@ def listed_paths(
 ) -> list[str]:
     """Every file under ``path`` (Hadoop Path form, sorted), listed on the driver.
 
-    The same files as :func:`list_files`, through the same Spark listing (hidden
-    ``_``/``.`` names skipped, ``glob``, ``recursive``), zero-byte files and broken
-    symbolic links included. Nothing is read.
+    The same files as :func:`list_files`, by Spark's listing rules (hidden ``_``/``.``
+    names skipped, ``glob``, ``recursive``), zero-byte files and broken symbolic links
+    included. Nothing is read. Local folders and files are listed in Python (a
+    directory walk: milliseconds, where Spark's listing through the JVM costs a second
+    or more per job); globs in the path, other filesystems and ``recursive=False``
+    (where Spark also infers partitions) are listed by Spark.
     """
     paths = [path] if isinstance(path, str) else list(path)
     if not paths:
         raise InvalidParameterError("no input path given: pass a file, folder or glob")
-    uris = _binary_files(spark, paths, recursive=recursive, glob=glob).inputFiles()
+    local = _local_listing(paths, recursive=recursive, glob=glob)
+    if local is not None:
+        return local
+    return spark_listed_paths(spark, paths, recursive=recursive, glob=glob)
+
+
+def spark_listed_paths(
+    spark: SparkSession, paths: Sequence[str], *, recursive: bool, glob: str | None
+) -> list[str]:
+    """:func:`listed_paths` through Spark's own listing (any filesystem, any glob)."""
+    uris = _binary_files(spark, list(paths), recursive=recursive, glob=glob).inputFiles()
     found = {_hadoop_path(uri) for uri in uris}
     found.update(_broken_links(paths, recursive=recursive, glob=glob))
     return sorted(found)
+
+
+def spark_hidden(name: str) -> bool:
+    """Whether Spark's file listing skips a file or folder of this name.
+
+    Spark's rule (``HadoopFSUtils.shouldFilterOutPathName``): names starting with ``.``,
+    or with ``_`` unless they hold ``=`` (partition folders), and names ending in
+    ``._COPYING_``, except ``_metadata``/``_common_metadata``.
+
+    >>> [spark_hidden(n) for n in (".DS_Store", "_SUCCESS", "_year=2024", "a._COPYING_")]
+    [True, True, False, True]
+    >>> spark_hidden("_metadata"), spark_hidden("photo.jpg")
+    (False, False)
+    """
+    exclude = (
+        (name.startswith("_") and "=" not in name)
+        or name.startswith(".")
+        or name.endswith("._COPYING_")
+    )
+    return exclude and not name.startswith(("_common_metadata", "_metadata"))
+
+
+#: characters that make a path or name filter a pattern (Hadoop glob syntax)
+_GLOB_CHARS = frozenset("*?[]{}\\")
+
+
+def _local_listing(paths: Sequence[str], *, recursive: bool, glob: str | None) -> list[str] | None:
+    """Spark's listing of local folders and files, done in Python; None when the input
+    needs Spark's own listing (a remote filesystem, a glob in the path, a name filter
+    beyond ``*``/``?``, or ``recursive=False``)."""
+    import fnmatch
+    import os
+
+    if not recursive or (glob and any(c in _GLOB_CHARS - {"*", "?"} for c in glob)):
+        return None
+    roots = [local_path(p) for p in paths]
+    if any(r is None or any(c in _GLOB_CHARS for c in r) for r in roots):
+        return None
+
+    def keep(name: str) -> bool:
+        return not glob or fnmatch.fnmatchcase(name, glob)
+
+    found: set[str] = set()
+    for root in roots:
+        assert root is not None  # checked above
+        root = os.path.abspath(root)
+        if os.path.isfile(root):
+            if keep(os.path.basename(root)):
+                found.add(root)
+            continue
+        if not os.path.isdir(root):
+            if os.path.islink(root):
+                return None  # a broken link given by name: Spark's listing decides
+            raise _not_found(paths)
+        for folder, dirs, names in os.walk(root, followlinks=True):
+            dirs[:] = [d for d in dirs if not spark_hidden(d)]
+            for name in names:
+                if not spark_hidden(name) and keep(name):
+                    found.add(os.path.join(folder, name))  # files and broken links
+    return sorted("file:" + f for f in found)
+
+
+def _not_found(paths: Sequence[str]) -> InputNotFoundError:
+    return InputNotFoundError(
+        f"no such file or folder: {', '.join(paths)} (check the path; "
+        "globs like 'photos/*.jpg' and URIs like 's3a://bucket/dir' are accepted)"
+    )
 
 
 def paths_frame(
@@ -276,9 +353,9 @@ def _broken_links(paths: Sequence[str], *, recursive: bool, glob: str | None) ->
             continue
         for folder, dirs, names in os.walk(root):
             # Spark ignores names starting with "_" or "." (_SUCCESS, .DS_Store, ...).
-            dirs[:] = [d for d in dirs if not d.startswith(("_", "."))] if recursive else []
+            dirs[:] = [d for d in dirs if not spark_hidden(d)] if recursive else []
             for name in names:
-                if name.startswith(("_", ".")) or (glob and not fnmatch.fnmatchcase(name, glob)):
+                if spark_hidden(name) or (glob and not fnmatch.fnmatchcase(name, glob)):
                     continue
                 full = os.path.join(folder, name)
                 if os.path.islink(full) and not os.path.exists(full):
