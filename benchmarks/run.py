@@ -379,6 +379,19 @@ def table_row(r: dict, unit: str = "") -> str:
     )
 
 
+def _sizes_table(memory: list[dict], key: str, title: str, spec: str) -> list[str]:
+    """A markdown table of ``m[key][variant]`` per memory size (one column per size)."""
+    lines = [
+        "",
+        f"| {title} | " + " | ".join(f"{m['n']} images" for m in memory) + " |",
+        "|---|" + "---:|" * len(memory),
+    ]
+    for name in sorted({k for m in memory for k in m[key]}):
+        cells = " | ".join(_fmt(m[key].get(name), spec) for m in memory)
+        lines.append(f"| {name} | {cells} |")
+    return lines
+
+
 def markdown(
     summary: list[dict], info: dict, a: argparse.Namespace, quality: dict | None, memory: list[dict]
 ) -> str:
@@ -402,15 +415,10 @@ def markdown(
             f"fp32 top-5 {quality['int8_top1_in_fp32_top5']:.1%}.",
         ]
     if memory:
-        lines += [
-            "",
-            "| peak RSS (MB) | " + " | ".join(f"{m['n']} images" for m in memory) + " |",
-            "|---|" + "---:|" * len(memory),
-        ]
-        for name in sorted({k for m in memory for k in m["rss"]}):
-            lines.append(
-                f"| {name} | " + " | ".join(_fmt(m["rss"].get(name), ".0f") for m in memory) + " |"
-            )
+        lines += _sizes_table(memory, "rss", "peak RSS (MB)", ".0f")
+        if all(m.get("rate") for m in memory):
+            # The same single runs, timed: the fixed cost per job weighs less at 10x N.
+            lines += _sizes_table(memory, "rate", "images/s (1 run each)", ".1f")
     lines += ["", "Machine and versions:", ""]
     lines += [f"- {k}: {v}" for k, v in info.items()]
     lines.append(END)
@@ -565,15 +573,17 @@ def main(argv: list[str] | None = None) -> int:
     if a.memory:
         for size in [int(s) for s in a.memory_sizes.split(",") if s]:
             mfolder = bench_data.generate(a.data_dir, size)
-            rss = {}
+            rss, rate = {}, {}
             for v in [x for x in VARIANTS if x.name in ("limit", "deepspark-api")]:
                 r = run_variant(v, 0, mfolder, models, a)
                 rss[v.name] = r.peak_rss_mb if r.ok else None
+                rate[v.name] = r.rate if r.ok else None
                 print(
-                    f"[bench] memory {size} {v.name}: {r.peak_rss_mb:.0f} MB {'' if r.ok else r.error}",
+                    f"[bench] memory {size} {v.name}: {r.peak_rss_mb:.0f} MB, {r.rate:.1f} img/s "
+                    f"{'' if r.ok else r.error}",
                     flush=True,
                 )
-            memory.append({"n": size, "rss": rss})
+            memory.append({"n": size, "rss": rss, "rate": rate})
         results["memory"] = memory
         save()
 

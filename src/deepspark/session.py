@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
 
-__all__ = ["session", "DEFAULT_CONF", "LOCAL_JVM_OPTIONS"]
+__all__ = ["DEFAULT_CONF", "LOCAL_JVM_OPTIONS", "session"]
 
 #: Settings applied by :func:`session` unless the caller overrides them.
 DEFAULT_CONF: dict[str, str] = {
@@ -70,7 +70,9 @@ def session(
     app_name : str
         Application name shown by the cluster manager.
     conf : mapping, optional
-        Extra Spark settings; they override :data:`DEFAULT_CONF`.
+        Extra Spark settings; they override :data:`DEFAULT_CONF`. A local master's JVM
+        also starts with :data:`LOCAL_JVM_OPTIONS` (quick JIT compiler, serial GC)
+        unless ``spark.driver.extraJavaOptions`` is given here.
     quiet : bool
         Keep Spark's log output to errors only.
 

@@ -131,10 +131,11 @@ def test_topk_indices_sorted_and_matches_full_sort() -> None:
     assert np.all(np.diff(vals, axis=1) <= 0)
 
 
-def test_task_output_rows_errors_and_nulls(named: tuple, photos: list[bytes]) -> None:
+def _binary_task(named: tuple) -> ImageModelTask:
+    """The named model's fused uint8 copy over file bytes, 2 images per chunk."""
     path, pre = named
     fused, fused_pre, input_name = fuse_preprocessing(path, pre, "input")
-    task = ImageModelTask(
+    return ImageModelTask(
         model=ModelRef("onnx", ShippedFile("test", "test", str(fused))),
         preprocess=fused_pre,
         input_kind="binary",
@@ -143,6 +144,11 @@ def test_task_output_rows_errors_and_nulls(named: tuple, photos: list[bytes]) ->
         labels=imagenet_labels(),
         batch_size=2,  # several chunks per Arrow batch
     )
+
+
+def test_task_output_rows_errors_and_nulls(named: tuple, photos: list[bytes]) -> None:
+    path, _ = named
+    task = _binary_task(named)
     values = [photos[0], b"not an image", None, photos[1], photos[3]]
     out = list(task.run(iter([pa.array(values, pa.binary()), pa.array([], pa.binary())])))
     assert [len(o) for o in out] == [5, 0]
@@ -159,6 +165,55 @@ def test_task_output_rows_errors_and_nulls(named: tuple, photos: list[bytes]) ->
         assert [p["class"] for p in row["result"]] == [imagenet_labels()[i][0] for i in want]
         probs = [p["probability"] for p in row["result"]]
         assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0001
+
+
+_NO_PANDAS_PROBE = """
+import pickle, sys
+import pyarrow as pa
+task = pickle.load(open(sys.argv[1], "rb"))
+with pa.ipc.open_file(sys.argv[2]) as f:
+    inputs = [f.get_batch(i).column(0) for i in range(f.num_record_batches)]
+out = list(task.run(iter(inputs)))
+with pa.ipc.new_file(sys.argv[3], pa.schema([("out", out[0].type)])) as w:
+    for o in out:
+        w.write_batch(pa.record_batch([o], names=["out"]))
+print("PANDAS", "pandas" in sys.modules)
+"""
+
+
+def test_task_in_a_fresh_worker_never_imports_pandas(
+    named: tuple, photos: list[bytes], tmp_path: Path
+) -> None:
+    """A fresh Python worker running the image task does not import pandas (pyarrow's
+    ``pa.array`` would, ~0.3-0.5 s per worker), and gives the same rows as here."""
+    import pickle
+    import subprocess
+    import sys
+
+    task = _binary_task(named)
+    inputs = [pa.array([photos[0], b"not an image", None, photos[1]], pa.binary())]
+    (tmp_path / "task.pkl").write_bytes(pickle.dumps(task))
+    with pa.ipc.new_file(tmp_path / "in.arrow", pa.schema([("x", pa.binary())])) as w:
+        for arr in inputs:
+            w.write_batch(pa.record_batch([arr], names=["x"]))
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _NO_PANDAS_PROBE,
+            *(str(tmp_path / n) for n in ("task.pkl", "in.arrow", "out.arrow")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "PANDAS False" in res.stdout
+    with pa.ipc.open_file(tmp_path / "out.arrow") as f:
+        got = f.get_batch(0).column(0).to_pylist()
+    want = next(iter(task.run(iter(inputs)))).to_pylist()
+    assert got == want and got[0]["result"] and got[1]["error"] and got[2]["result"] is None
 
 
 def test_gpu_request_falls_back_to_cpu_with_a_warning(named: tuple) -> None:

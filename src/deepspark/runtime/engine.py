@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from deepspark.models.labels import ClassLabel
+from deepspark.runtime import _arrow as arrow
 from deepspark.models.loader import ModelRef
 from deepspark.runtime.preprocess import ImagePreprocess, load_pixels, to_batch
 from deepspark.runtime.threads import task_gpu, task_threads
@@ -80,7 +81,7 @@ def _is_distribution(out: np.ndarray) -> bool:
 
 
 def arrow_input_kind(arrow_type: Any) -> str:
-    """"struct", "binary" or "path" from the Arrow type of an image column (SQL UDFs)."""
+    """ "struct", "binary" or "path" from the Arrow type of an image column (SQL UDFs)."""
     import pyarrow as pa
 
     if pa.types.is_struct(arrow_type):
@@ -216,15 +217,15 @@ class ImageModelTask:
         scores = self._scores(out)
         if self.mode == "topk":
             idx, vals = topk_indices(scores, self.top_k)
-            flat = pa.array(idx.ravel())
+            flat = arrow.numeric(idx.astype(np.int64, copy=False))
             ids, descs = self._label_arrays(scores.shape[1])
             values = pa.StructArray.from_arrays(
-                [ids.take(flat), descs.take(flat), pa.array(vals.ravel(), type=pa.float32())],
+                [ids.take(flat), descs.take(flat), arrow.numeric(vals.astype(np.float32))],
                 fields=list(result_type.value_type),
             )
             width = idx.shape[1]
         else:
-            values = pa.array(scores.ravel(), type=pa.float32())
+            values = arrow.numeric(scores.astype(np.float32, copy=False))
             width = scores.shape[1]
         lengths = np.zeros(n, dtype=np.int32)
         lengths[rows] = width
@@ -233,13 +234,11 @@ class ImageModelTask:
         mask = np.ones(n, dtype=bool)
         mask[rows] = False
         return pa.ListArray.from_arrays(
-            pa.array(offsets), values, type=result_type, mask=pa.array(mask)
+            arrow.numeric(offsets), values, type=result_type, mask=arrow.booleans(mask)
         )
 
     def _label_arrays(self, classes: int) -> tuple[Any, Any]:
         """Arrow string arrays of class ids and descriptions (cached per task object)."""
-        import pyarrow as pa
-
         cache = self.__dict__.get("_labels_cache")
         if cache is None or cache[0] != classes:
             ids, descs = [], []
@@ -250,7 +249,7 @@ class ImageModelTask:
                     cid, desc = str(c), str(c)
                 ids.append(cid)
                 descs.append(desc)
-            cache = (classes, pa.array(ids, pa.string()), pa.array(descs, pa.string()))
+            cache = (classes, arrow.strings(ids), arrow.strings(descs))
             object.__setattr__(self, "_labels_cache", cache)  # frozen dataclass: a memo only
         return cache[1], cache[2]
 
@@ -330,5 +329,5 @@ class ImageModelTask:
                         np.concatenate(outs) if outs else np.zeros((0, 1), np.float32),
                     )
                     yield pa.StructArray.from_arrays(
-                        [result, pa.array(errors, type=pa.string())], names=["result", "error"]
+                        [result, arrow.strings(errors)], names=["result", "error"]
                     )
