@@ -52,6 +52,7 @@ __all__ = [
     "spark_log_path",
     "check_local_paths",
     "count_files",
+    "image_files",
     "limit_files",
     "run_job",
     "write_and_summarize",
@@ -302,6 +303,27 @@ def count_files(files: DataFrame, limit: int | None = None) -> int:
     """Number of files a ``list_files`` DataFrame lists (driver-side, no job), capped by ``limit``."""
     total = len(files.inputFiles())
     return min(total, limit) if limit else total
+
+
+def image_files(
+    spark: SparkSession, args: argparse.Namespace, count: bool = True
+) -> tuple[DataFrame, int | None, str]:
+    """The command's input files, how many (``--limit`` applied; None when ``count`` is
+    False), and the image transformers' input column that reads them.
+
+    Local files are listed on the driver (Python, Spark's listing rules) and read by the
+    transformer itself, column "path": no ``binaryFile`` scan, no extra Spark job, and
+    a file that cannot be read fails its own row. Other filesystems go through Spark's
+    ``binaryFile`` source, column "content".
+    """
+    from deepspark.io._files import list_files, listed_paths, local_path, paths_frame
+
+    if all(local_path(p) is not None for p in args.paths):
+        listed = listed_paths(spark, args.paths)
+        total = min(len(listed), args.limit) if args.limit else len(listed)
+        return paths_frame(spark, listed), total, "path"
+    files = list_files(spark, args.paths)
+    return files, count_files(files, args.limit) if count else None, "content"
 
 
 def limit_files(files: DataFrame, limit: int | None) -> DataFrame:

@@ -16,6 +16,8 @@ from deepspark.cli.common import (
     add_spark_options,
     check_local_paths,
     console,
+    image_files,
+    limit_files,
     spark_session,
 )
 
@@ -57,7 +59,6 @@ def run(args: argparse.Namespace) -> int:
     from pyspark.sql import functions as F
 
     from deepspark.cli.output import output_format, write_results
-    from deepspark.io._files import list_files
     from deepspark.ml.image import DeepImageFeaturizer
 
     check_local_paths(args.paths)
@@ -69,11 +70,9 @@ def run(args: argparse.Namespace) -> int:
     out = console(args.quiet)
     started = time.time()
     spark = spark_session(args)
-    files = list_files(spark, args.paths)
-    if args.limit:
-        files = files.limit(args.limit)
-    featurizer = DeepImageFeaturizer(inputCol="content", batchSize=args.batch_size, **model_kwargs)
-    featurized = featurizer.transform(files)
+    files, _, input_col = image_files(spark, args, count=False)
+    featurizer = DeepImageFeaturizer(inputCol=input_col, batchSize=args.batch_size, **model_kwargs)
+    featurized = featurizer.transform(limit_files(files, args.limit))
     result = featurized.select(
         "path",
         F.when(F.col("features").isNotNull(), vector_to_array("features", "float32")).alias(

@@ -11,8 +11,8 @@ from typing import Any
 from deepspark.cli.common import (
     add_io_options,
     add_spark_options,
-    count_files,
     example,
+    image_files,
     limit_files,
     positive_int,
     prepare,
@@ -71,19 +71,10 @@ def run(args: argparse.Namespace) -> int:
     prepare(args)
     model_kwargs = _model_kwargs(args.model)
 
-    from deepspark.io._files import list_files, listed_paths, local_path, paths_frame
     from deepspark.ml.image import DeepImagePredictor
 
     spark = spark_session(args)
-    if all(local_path(p) is not None for p in args.paths):
-        # Local files are listed on the driver and read by the predictor itself (a file
-        # that cannot be read fails its own row): no binaryFile scan, no extra job.
-        listed = listed_paths(spark, args.paths)
-        files, total, input_col = paths_frame(spark, listed), len(listed), "path"
-        total = min(total, args.limit) if args.limit else total
-    else:  # other filesystems: Spark's binaryFile reads the content
-        files = list_files(spark, args.paths)
-        total, input_col = count_files(files, args.limit), "content"
+    files, total, input_col = image_files(spark, args)
     predictor = DeepImagePredictor(
         inputCol=input_col,
         topK=args.top_k,
