@@ -98,6 +98,16 @@ def test_python_listing_matches_sparks_for_files_and_several_roots(
     fast = listed_paths(spark, roots)
     assert fast == spark_listed_paths(spark, roots, recursive=True, glob=None)
     assert {"a.jpg", "c.jpg", "d.jpg", "broken.jpg"} <= set(_names(fast))
+    # Named hidden files are skipped, named hidden folders are listed (as Spark does).
+    hidden = [str(tricky / "_SUCCESS"), str(tricky / ".DS_Store"), str(tricky / "_tmp")]
+    fast = listed_paths(spark, hidden)
+    assert fast == spark_listed_paths(spark, hidden, recursive=True, glob=None)
+    assert _names(fast) == ["e.jpg"]
+    # The name filter applies to named files too.
+    for glob in ("*.png", "*.jpg"):
+        fast = listed_paths(spark, roots, glob=glob)
+        assert fast == spark_listed_paths(spark, roots, recursive=True, glob=glob)
+        assert ("a.jpg" in _names(fast)) == (glob == "*.jpg")
 
 
 def test_frame_has_one_row_per_path_split_by_count(spark: object, folder: Path) -> None:

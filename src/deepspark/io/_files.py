@@ -158,7 +158,10 @@ def _local_listing(paths: Sequence[str], *, recursive: bool, glob: str | None) -
         assert root is not None  # checked above
         root = os.path.abspath(root)
         if os.path.isfile(root):
-            if keep(os.path.basename(root)):
+            # Spark skips a hidden file even when it is named (a hidden folder named as a
+            # root is listed).
+            name = os.path.basename(root)
+            if not spark_hidden(name) and keep(name):
                 found.add(root)
             continue
         if not os.path.isdir(root):
