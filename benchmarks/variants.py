@@ -137,10 +137,7 @@ def run_limit(a: argparse.Namespace) -> dict[str, float]:
     with ThreadPoolExecutor(lanes) as pool:
         parts = list(pool.map(lambda k: _lane(a.model, 1, chunks[k::lanes], 1), range(lanes)))
     ordered = [parts[i % lanes][i // lanes] for i in range(len(chunks))]
-    idx = np.concatenate([r[0] for r in ordered])
-    prob = np.concatenate([r[1] for r in ordered])
-    write_parquet(a.out, files, idx, prob)
-    return {"images": len(files), "seconds": time.perf_counter() - t0, "startup_s": 0.0}
+    return _write_top5(a.out, files, ordered, t0)
 
 
 def run_limit_1session(a: argparse.Namespace) -> dict[str, float]:
@@ -149,9 +146,14 @@ def run_limit_1session(a: argparse.Namespace) -> dict[str, float]:
     files = list_jpegs(a.data)
     chunks = [files[i : i + BATCH] for i in range(0, len(files), BATCH)]
     results = _lane(a.model, a.threads or cpus(), chunks, max(1, cpus() // 2))
-    idx = np.concatenate([r[0] for r in results])
-    prob = np.concatenate([r[1] for r in results])
-    write_parquet(a.out, files, idx, prob)
+    return _write_top5(a.out, files, results, t0)
+
+
+def _write_top5(out: str, files: list[str], batches: list[tuple], t0: float) -> dict[str, float]:
+    """Write the per-batch (classes, probabilities) in file order; the limit's result."""
+    idx = np.concatenate([b[0] for b in batches])
+    prob = np.concatenate([b[1] for b in batches])
+    write_parquet(out, files, idx, prob)
     return {"images": len(files), "seconds": time.perf_counter() - t0, "startup_s": 0.0}
 
 

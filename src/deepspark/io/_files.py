@@ -1,8 +1,11 @@
-"""Listing input files with Spark's ``binaryFile`` source (executor-side reads)."""
+"""Listing input files: Spark's ``binaryFile`` source (any filesystem, executor-side
+reads), and local folders walked in Python by Spark's listing rules."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import fnmatch
+import os
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
@@ -11,7 +14,7 @@ from deepspark.errors import InputNotFoundError, InvalidParameterError
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["list_files", "list_paths", "listed_paths", "paths_frame", "local_path", "uri_form"]
+__all__ = ["list_files", "list_paths", "listed_paths", "local_path", "paths_frame", "uri_form"]
 
 
 def list_files(
@@ -141,18 +144,11 @@ def _local_listing(paths: Sequence[str], *, recursive: bool, glob: str | None) -
     """Spark's listing of local folders and files, done in Python; None when the input
     needs Spark's own listing (a remote filesystem, a glob in the path, a name filter
     beyond ``*``/``?``, or ``recursive=False``)."""
-    import fnmatch
-    import os
-
     if not recursive or (glob and any(c in _GLOB_CHARS - {"*", "?"} for c in glob)):
         return None
     roots = [local_path(p) for p in paths]
     if any(r is None or any(c in _GLOB_CHARS for c in r) for r in roots):
         return None
-
-    def keep(name: str) -> bool:
-        return not glob or fnmatch.fnmatchcase(name, glob)
-
     found: set[str] = set()
     for root in roots:
         assert root is not None  # checked above
@@ -160,20 +156,31 @@ def _local_listing(paths: Sequence[str], *, recursive: bool, glob: str | None) -
         if os.path.isfile(root):
             # Spark skips a hidden file even when it is named (a hidden folder named as a
             # root is listed).
-            name = os.path.basename(root)
-            if not spark_hidden(name) and keep(name):
+            if _visible(os.path.basename(root), glob):
                 found.add(root)
-            continue
-        if not os.path.isdir(root):
-            if os.path.islink(root):
-                return None  # a broken link given by name: Spark's listing decides
+        elif os.path.isdir(root):
+            found.update(_visible_entries(root, recursive=True, glob=glob))
+        elif os.path.islink(root):
+            return None  # a broken link given by name: Spark's listing decides
+        else:
             raise _not_found(paths)
-        for folder, dirs, names in os.walk(root, followlinks=True):
-            dirs[:] = [d for d in dirs if not spark_hidden(d)]
-            for name in names:
-                if not spark_hidden(name) and keep(name):
-                    found.add(os.path.join(folder, name))  # files and broken links
     return sorted("file:" + f for f in found)
+
+
+def _visible(name: str, glob: str | None) -> bool:
+    """A file name Spark's listing keeps: not hidden, and matching ``glob`` if given."""
+    return not spark_hidden(name) and (not glob or fnmatch.fnmatchcase(name, glob))
+
+
+def _visible_entries(root: str, *, recursive: bool, glob: str | None) -> Iterator[str]:
+    """The non-folder entries under the local folder ``root`` that Spark's listing sees
+    by name (files, and broken links, which it then drops): hidden folders skipped,
+    links to folders followed, as Spark does."""
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        dirs[:] = [d for d in dirs if not spark_hidden(d)] if recursive else []
+        for name in names:
+            if _visible(name, glob):
+                yield os.path.join(folder, name)
 
 
 def _not_found(paths: Sequence[str]) -> InputNotFoundError:
@@ -216,7 +223,8 @@ def list_paths(
 
     The fastest input for :class:`~deepspark.DeepImagePredictor` and the other image
     transformers on local or mounted (NFS, FUSE) folders: files are listed once on the
-    driver with Spark's own listing and split evenly by count; each executor reads and
+    driver by Spark's listing rules (local folders in Python, without a Spark job) and
+    split evenly by count; each executor reads and
     decodes its files in the same Python pass as the model (``inputCol="path"``), so no
     file bytes go through the JVM and no Spark job is spent on listing. Every listed
     file gets one row: an empty, unreadable or since-deleted file fails its own row.
@@ -344,25 +352,16 @@ def _broken_links(paths: Sequence[str], *, recursive: bool, glob: str | None) ->
     Spark's file listing skips them silently; deepspark gives each its own row (with no
     content) so that every directory entry shows up in the output.
     """
-    import fnmatch
-    import os
-
     found: list[str] = []
     for path in paths:
         root = local_path(path)
-        if root is None or any(c in path for c in "*?[{"):
+        if root is None or any(c in path for c in "*?[{") or not os.path.isdir(root):
             continue  # remote filesystems and globs: Spark's listing is all we have
-        if not os.path.isdir(root):
-            continue
-        for folder, dirs, names in os.walk(root):
-            # Spark ignores names starting with "_" or "." (_SUCCESS, .DS_Store, ...).
-            dirs[:] = [d for d in dirs if not spark_hidden(d)] if recursive else []
-            for name in names:
-                if spark_hidden(name) or (glob and not fnmatch.fnmatchcase(name, glob)):
-                    continue
-                full = os.path.join(folder, name)
-                if os.path.islink(full) and not os.path.exists(full):
-                    found.append("file:" + os.path.abspath(full))
+        found += [
+            "file:" + os.path.abspath(entry)
+            for entry in _visible_entries(root, recursive=recursive, glob=glob)
+            if os.path.islink(entry) and not os.path.exists(entry)
+        ]
     return found
 
 

@@ -1,7 +1,7 @@
 """Arrow arrays from numpy arrays and Python strings without ``pa.array``.
 
 ``pa.array`` imports pandas on its first call, whatever it converts (pyarrow checks
-every input for pandas objects): ~0.3-0.5 s and ~50 MB in each fresh Python worker,
+every input for pandas objects): ~0.3-0.5 s and 50 MB in each fresh Python worker,
 which pyspark's Arrow UDFs do not otherwise need. The image engine builds its output
 from buffers instead.
 
@@ -23,24 +23,18 @@ import numpy as np
 
 __all__ = ["booleans", "numeric", "strings"]
 
-_TYPES = {
-    np.dtype(np.int32): "int32",
-    np.dtype(np.int64): "int64",
-    np.dtype(np.float32): "float32",
-    np.dtype(np.float64): "float64",
-}
-
 
 def numeric(values: np.ndarray) -> Any:
-    """A 1-D int32/int64/float32/float64 numpy array as an Arrow array (no nulls, no copy
-    when it is contiguous)."""
+    """A numeric numpy array, flattened, as an Arrow array (no nulls, no copy when it is
+    contiguous)."""
     import pyarrow as pa
 
     arr = np.ascontiguousarray(values).reshape(-1)
-    name = _TYPES.get(arr.dtype)
-    if name is None:
-        raise TypeError(f"no Arrow type for numpy dtype {arr.dtype}")
-    return pa.Array.from_buffers(getattr(pa, name)(), len(arr), [None, pa.py_buffer(arr)])
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"not a numeric numpy dtype: {arr.dtype}")
+    return pa.Array.from_buffers(
+        pa.from_numpy_dtype(arr.dtype), len(arr), [None, pa.py_buffer(arr)]
+    )
 
 
 def booleans(values: np.ndarray) -> Any:

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from deepspark.models.labels import ClassLabel
-from deepspark.runtime import _arrow as arrow
 from deepspark.models.loader import ModelRef
+from deepspark.runtime import _arrow as arrow
 from deepspark.runtime.preprocess import ImagePreprocess, load_pixels, to_batch
 from deepspark.runtime.threads import task_gpu, task_threads
 
@@ -81,7 +81,7 @@ def _is_distribution(out: np.ndarray) -> bool:
 
 
 def arrow_input_kind(arrow_type: Any) -> str:
-    """ "struct", "binary" or "path" from the Arrow type of an image column (SQL UDFs)."""
+    """The input kind, "struct", "binary" or "path", from the Arrow type of an image column (SQL UDFs)."""
     import pyarrow as pa
 
     if pa.types.is_struct(arrow_type):
@@ -220,7 +220,11 @@ class ImageModelTask:
             flat = arrow.numeric(idx.astype(np.int64, copy=False))
             ids, descs = self._label_arrays(scores.shape[1])
             values = pa.StructArray.from_arrays(
-                [ids.take(flat), descs.take(flat), arrow.numeric(vals.astype(np.float32))],
+                [
+                    ids.take(flat),
+                    descs.take(flat),
+                    arrow.numeric(vals.astype(np.float32, copy=False)),
+                ],
                 fields=list(result_type.value_type),
             )
             width = idx.shape[1]
