@@ -119,6 +119,12 @@ def test_frame_has_one_row_per_path_split_by_count(spark: object, folder: Path) 
     assert sorted(r["path"] for r in df.collect()) == listed
     # Never more partitions than files.
     assert paths_frame(spark, listed[:2]).rdd.getNumPartitions() == 2
+    # Built in the JVM (file order kept), not from a Python RDD: that one would need
+    # a second set of Python workers beside the model's.
+    assert [r["path"] for r in df.collect()] == listed
+    plan = df._jdf.queryExecution().executedPlan().toString()  # type: ignore[attr-defined]
+    assert "ExistingRDD" not in plan and "LocalTableScan" in plan
+    assert paths_frame(spark, []).count() == 0
 
 
 def test_public_list_paths_feeds_the_predictor(spark: object, folder: Path) -> None:

@@ -284,24 +284,31 @@ def test_session_sizes_file_partitions_by_core_count(spark: object) -> None:
 
 def test_local_workers_import_installed_pyspark_not_its_zip(spark: object) -> None:
     """Python workers of a deepspark local session load pyspark from site-packages
-    (cached bytecode), not from pyspark.zip (compiled from source in every worker)."""
+    (cached bytecode), not from pyspark.zip (compiled from source in every worker), and
+    hold no zip importer for pyspark's zips or Spark's core jar (each task's
+    ``importlib.invalidate_caches()`` made a worker re-read those archives)."""
     import pyspark
 
     def where(_: object) -> object:
         import sys
+        import zipimport
 
         import py4j
         import pyspark
 
-        yield pyspark.__file__, py4j.__file__, [p for p in sys.path if "pyspark.zip" in p]
+        archives = [p for p in sys.path if p.endswith((".zip", ".jar")) and "spark" in p]
+        importers = [
+            k for k, v in sys.path_importer_cache.items() if isinstance(v, zipimport.zipimporter)
+        ]
+        yield pyspark.__file__, py4j.__file__, archives, importers
 
     sc = spark.sparkContext  # type: ignore[attr-defined]
     got = sc.parallelize([1, 2], 2).mapPartitions(where).collect()
     assert len(got) == 2
-    for pyspark_file, py4j_file, zips in got:
+    for pyspark_file, py4j_file, archives, importers in got:
         assert pyspark_file == pyspark.__file__ and ".zip" not in pyspark_file
         assert ".zip" not in py4j_file
-        assert zips == []
+        assert archives == [] and importers == []
 
 
 @pytest.mark.slow

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from deepspark.errors import InputNotFoundError, InvalidParameterError
@@ -190,6 +190,20 @@ def _not_found(paths: Sequence[str]) -> InputNotFoundError:
     )
 
 
+def _jvm_frame(spark: SparkSession, columns: dict[str, Iterable[Any]], schema: Any) -> DataFrame:
+    """A DataFrame of driver-side values, built in the JVM (a local relation via Arrow).
+
+    ``spark.createDataFrame`` of a Python list or RDD makes a Python RDD: every job
+    reading it runs a second set of Python workers (their own daemon and imports) just
+    to unpickle rows into the JVM, beside the workers that run the model.
+    """
+    import pyarrow as pa
+
+    return spark.createDataFrame(
+        pa.table({name: pa.array(list(values)) for name, values in columns.items()}), schema
+    )
+
+
 def paths_frame(
     spark: SparkSession, paths: Sequence[str], num_partitions: int | None = None
 ) -> DataFrame:
@@ -202,13 +216,20 @@ def paths_frame(
     read. ``num_partitions`` defaults to twice the default parallelism (balanced
     waves of tasks), never more than one per file.
     """
-    from pyspark.sql.types import StringType, StructField, StructType
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import LongType, StringType, StructField, StructType
 
     slices = num_partitions or 2 * spark.sparkContext.defaultParallelism
     slices = max(1, min(slices, len(paths)))
-    schema = StructType([StructField("path", StringType(), False)])
-    rdd = spark.sparkContext.parallelize([(p,) for p in paths], slices)
-    return spark.createDataFrame(rdd, schema)
+    # The paths go to the JVM once as a local relation (see _jvm_frame); a range of row
+    # numbers, split into exactly `slices` contiguous parts, picks them up through a
+    # broadcast join (no shuffle, file order kept).
+    schema = StructType(
+        [StructField("i", LongType(), False), StructField("path", StringType(), False)]
+    )
+    names = _jvm_frame(spark, {"i": range(len(paths)), "path": paths}, schema)
+    rows = spark.range(0, len(paths), 1, slices).withColumnRenamed("id", "i")
+    return rows.join(F.broadcast(names), "i").select("path")
 
 
 def list_paths(
@@ -326,7 +347,7 @@ def _with_empty_files(spark: SparkSession, files: DataFrame) -> DataFrame:
     from pyspark.sql.types import StringType, StructField, StructType
 
     uris = files.inputFiles()
-    listed = [(_hadoop_path(uri),) for uri in uris]
+    listed = [_hadoop_path(uri) for uri in uris]
     if not listed:
         return files
     schema = StructType([StructField("path", StringType(), False)])
@@ -334,7 +355,7 @@ def _with_empty_files(spark: SparkSession, files: DataFrame) -> DataFrame:
     # finds exactly the files the scan skipped, when the job runs: zero-byte files, and
     # files deleted between listing and reading (a driver-side stat at listing time
     # would miss those and lose their rows).
-    missing = spark.createDataFrame(listed, schema).join(
+    missing = _jvm_frame(spark, {"path": listed}, schema).join(
         files.select("path"), on="path", how="left_anti"
     )
     empty = missing.select(
@@ -394,4 +415,6 @@ def _with_broken_links(
             StructField("content", BinaryType(), True),
         ]
     )
-    return files.unionByName(spark.createDataFrame([(p, None, None, None) for p in links], schema))
+    nulls = [None] * len(links)
+    columns = {"path": links, "modificationTime": nulls, "length": nulls, "content": nulls}
+    return files.unionByName(_jvm_frame(spark, columns, schema))
