@@ -41,3 +41,7 @@ fi
 
 # Sample photos for `make demo`: real photos that ship with scikit-image.
 "$VENV/bin/python" scripts/copy_samples.py samples
+
+# The class archive local Spark sessions start from (about half their start-up time;
+# `deepspark jvm-archive`, about a minute, once per Java and Spark installation).
+"$VENV/bin/deepspark" jvm-archive -q || echo "deepspark: no JVM archive built; local Spark sessions start without it"

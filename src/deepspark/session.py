@@ -71,8 +71,10 @@ def session(
         Application name shown by the cluster manager.
     conf : mapping, optional
         Extra Spark settings; they override :data:`DEFAULT_CONF`. A local master's JVM
-        also starts with :data:`LOCAL_JVM_OPTIONS` (quick JIT compiler, serial GC)
-        unless ``spark.driver.extraJavaOptions`` is given here.
+        also starts with :data:`LOCAL_JVM_OPTIONS` (quick JIT compiler, serial GC) and
+        maps the class archive built by ``deepspark jvm-archive`` when there is one
+        (:mod:`deepspark.runtime.jvm_archive`), unless ``spark.driver.extraJavaOptions``
+        is given here.
     quiet : bool
         Keep Spark's log output to errors only.
 
@@ -108,7 +110,11 @@ def session(
     settings = dict(DEFAULT_CONF)
     driver_java = [_log4j_options()] if quiet else []
     if local:
-        driver_java += LOCAL_JVM_OPTIONS
+        from deepspark.runtime import jvm_archive
+
+        # Spark's classes come mapped from the archive `deepspark jvm-archive` built
+        # (about half the start-up), when there is one for this Java and Spark.
+        driver_java += LOCAL_JVM_OPTIONS + jvm_archive.session_options()
     if driver_java:
         settings["spark.driver.extraJavaOptions"] = " ".join(driver_java)
     if quiet:
@@ -131,16 +137,19 @@ def session(
     spark = SparkSession.builder.appName(app_name).config(conf=spark_conf).getOrCreate()
     if quiet:
         spark.sparkContext.setLogLevel("ERROR")
-    if not (conf and _MIN_PARTITIONS in conf) and not spark_conf.contains(_MIN_PARTITIONS):
+    parallelism = spark.sparkContext.defaultParallelism
+    for key in (_MIN_PARTITIONS, _LEAF_PARALLELISM):
         # At least 2 file partitions per core: a folder of small photos then splits into
         # balanced waves of tasks instead of one task per 16 MB, so no core idles while
         # the last big task runs (up to half the run on 2 cores otherwise); more would
-        # only add per-task overhead.
-        parallelism = spark.sparkContext.defaultParallelism
-        spark.conf.set(_MIN_PARTITIONS, str(2 * parallelism))
+        # only add per-task overhead. The same for data made on the driver, such as the
+        # file lists of deepspark.list_paths (a local relation, split by count).
+        if not (conf and key in conf) and not spark_conf.contains(key):
+            spark.conf.set(key, str(2 * parallelism))
     return spark
 
 
 _MIN_PARTITIONS = "spark.sql.files.minPartitionNum"
+_LEAF_PARALLELISM = "spark.sql.leafNodeDefaultParallelism"
 _DAEMON_MODULE = "spark.python.daemon.module"
 _DAEMON = "deepspark.runtime._daemon"

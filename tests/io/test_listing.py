@@ -124,6 +124,14 @@ def test_frame_has_one_row_per_path_split_by_count(spark: object, folder: Path) 
     assert [r["path"] for r in df.collect()] == listed
     plan = df._jdf.queryExecution().executedPlan().toString()  # type: ignore[attr-defined]
     assert "ExistingRDD" not in plan and "LocalTableScan" in plan
+    # At the session's default split (twice the cores) the local relation is split by
+    # Spark itself, by count: no join.
+    default = paths_frame(spark, listed)
+    parts = default.rdd.glom().map(len).collect()
+    assert len(parts) == min(2 * spark.sparkContext.defaultParallelism, len(listed))  # type: ignore[attr-defined]
+    assert max(parts) - min(parts) <= 1 and [r["path"] for r in default.collect()] == listed
+    plan = default._jdf.queryExecution().executedPlan().toString()  # type: ignore[attr-defined]
+    assert "LocalTableScan" in plan and "Join" not in plan
     assert paths_frame(spark, []).count() == 0
 
 

@@ -32,6 +32,7 @@ COMMANDS = [
     "deepspark.cli.models",
     "deepspark.cli.report",
     "deepspark.cli.detect_speech",
+    "deepspark.cli.jvm_archive",
 ]
 
 
