@@ -57,8 +57,30 @@ def test_archive_is_built_then_mapped_by_fresh_sessions_and_dropped_when_broken(
     assert jvm_archive.session_options() == []
     assert "no archive" in jvm_archive.status()
 
+    # Archives left by earlier installations: this pyspark before it changed, one whose
+    # virtual environment is gone, and another environment's that still exists.
+    folder = tmp_path / "jvm"
+    folder.mkdir(exist_ok=True)
+    other = tmp_path / "other-venv-jars"
+    other.mkdir()
+    owners = {
+        "stale": str(jvm_archive._pyspark_jars()),
+        "gone": str(tmp_path / "x"),
+        "kept": str(other),
+    }
+    for name, owner in owners.items():
+        (folder / f"spark-{name}.jsa").write_bytes(b"old")
+        (folder / f"spark-{name}.json").write_text(
+            json.dumps({"key": name, "size": 3, "jars": owner})
+        )
+
     info = jvm_archive.build()
     assert info.usable and info.path.parent.parent == tmp_path
+    assert sorted(p.name for p in folder.glob("spark-*.jsa")) == sorted(
+        [info.path.name, "spark-kept.jsa"]
+    )
+    (folder / "spark-kept.jsa").unlink()
+    (folder / "spark-kept.json").unlink()
     assert info.size == info.path.stat().st_size > 10 * 2**20
     assert jvm_archive.session_options() == [
         f"-XX:SharedArchiveFile={info.path}",

@@ -74,16 +74,21 @@ def _stat_line(path: Path) -> str:
     return f"{path.name}:{st.st_size}:{st.st_mtime_ns}"
 
 
-def _key(jvm_options: list[str]) -> str | None:
-    """What the archive depends on, hashed; None when there is no java or pyspark."""
+def _pyspark_jars() -> Path | None:
+    """The jars folder of the installed pyspark (the local JVM's class path)."""
     import importlib.util
 
-    java = _java()
     spec = importlib.util.find_spec("pyspark")
-    if java is None or spec is None or not spec.origin:
+    if spec is None or not spec.origin:
         return None
     jars = Path(spec.origin).parent / "jars"
-    if not jars.is_dir():
+    return jars if jars.is_dir() else None
+
+
+def _key(jvm_options: list[str]) -> str | None:
+    """What the archive depends on, hashed; None when there is no java or pyspark."""
+    java, jars = _java(), _pyspark_jars()
+    if java is None or jars is None:
         return None
     h = hashlib.sha256()
     h.update(str(java).encode())
@@ -205,11 +210,31 @@ def build(timeout: float = 600.0, force: bool = False) -> ArchiveInfo:
         os.replace(tmp, info.path)
         record = info.path.with_suffix(".json")
         record_tmp = record.with_suffix(".json.tmp")
-        record_tmp.write_text(json.dumps({"key": info.key, "size": size, "built": time.time()}))
+        jars = str(_pyspark_jars())
+        built = {"key": info.key, "size": size, "built": time.time(), "jars": jars}
+        record_tmp.write_text(json.dumps(built))
         os.replace(record_tmp, record)
     finally:
         tmp.unlink(missing_ok=True)
+    _prune(info.path, jars)
     return ArchiveInfo(info.path, info.key, True, size)
+
+
+def _prune(current: Path, jars: str) -> None:
+    """Delete archives that can no longer be used (~180 MB each): built for this same
+    pyspark installation before it changed, or for one that is gone. Archives of other
+    installations that still exist (another virtual environment) are kept."""
+    for record in current.parent.glob("spark-*.json"):
+        archive = record.with_suffix(".jsa")
+        if archive == current:
+            continue
+        try:
+            owner = json.loads(record.read_text()).get("jars", "")
+        except (OSError, ValueError):
+            owner = ""
+        if owner == jars or not owner or not os.path.isdir(owner):
+            archive.unlink(missing_ok=True)
+            record.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------- child steps
