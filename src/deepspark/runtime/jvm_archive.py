@@ -136,7 +136,10 @@ def session_options(jvm_options: list[str] | None = None) -> list[str]:
     Cheap (a few ``stat`` calls): :func:`deepspark.session` calls it for every local
     JVM it starts.
     """
-    info = archive_path(jvm_options)
+    try:
+        info = archive_path(jvm_options)
+    except OSError:  # e.g. a read-only home: start without it rather than fail
+        return []
     if info is None or not info.usable:
         return []
     return [f"-XX:SharedArchiveFile={info.path}", QUIET]
