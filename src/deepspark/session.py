@@ -110,13 +110,15 @@ def session(
     settings = dict(DEFAULT_CONF)
     driver_java = [_log4j_options()] if quiet else []
     if local:
-        from deepspark.runtime import jvm_archive
+        driver_java += LOCAL_JVM_OPTIONS
+        if not (conf and _DRIVER_JAVA in conf) and not spark_conf.contains(_DRIVER_JAVA):
+            from deepspark.runtime import jvm_archive
 
-        # Spark's classes come mapped from the archive `deepspark jvm-archive` built
-        # (about half the start-up), when there is one for this Java and Spark.
-        driver_java += LOCAL_JVM_OPTIONS + jvm_archive.session_options()
+            # Spark's classes come mapped from the archive `deepspark jvm-archive` built
+            # (about half the start-up), when there is one for this Java and Spark.
+            driver_java += jvm_archive.session_options()
     if driver_java:
-        settings["spark.driver.extraJavaOptions"] = " ".join(driver_java)
+        settings[_DRIVER_JAVA] = " ".join(driver_java)
     if quiet:
         settings["spark.executor.extraJavaOptions"] = _log4j_options()
     settings.update(conf or {})
@@ -151,5 +153,6 @@ def session(
 
 _MIN_PARTITIONS = "spark.sql.files.minPartitionNum"
 _LEAF_PARALLELISM = "spark.sql.leafNodeDefaultParallelism"
+_DRIVER_JAVA = "spark.driver.extraJavaOptions"
 _DAEMON_MODULE = "spark.python.daemon.module"
 _DAEMON = "deepspark.runtime._daemon"

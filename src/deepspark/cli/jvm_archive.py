@@ -41,12 +41,14 @@ def run(args: argparse.Namespace) -> int:
     if args.remove:
         out.print(f"removed {jvm_archive.remove()} archive(s)")
         return EXIT_OK
-    start = time.perf_counter()
     existing = jvm_archive.archive_path()
-    info = jvm_archive.build(force=args.rebuild)
     if existing is not None and existing.usable and not args.rebuild:
-        out.print(f"already built: {info.path} ({info.size / 2**20:.0f} MB)", soft_wrap=True)
-    else:
-        took = time.perf_counter() - start
-        out.print(f"built {info.path} ({info.size / 2**20:.0f} MB) in {took:.0f} s", soft_wrap=True)
+        out.print(
+            f"already built: {existing.path} ({existing.size / 2**20:.0f} MB)", soft_wrap=True
+        )
+        return EXIT_OK
+    start = time.perf_counter()
+    info = jvm_archive.build(force=True)
+    took = time.perf_counter() - start
+    out.print(f"built {info.path} ({info.size / 2**20:.0f} MB) in {took:.0f} s", soft_wrap=True)
     return EXIT_OK

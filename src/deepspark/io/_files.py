@@ -219,6 +219,8 @@ def paths_frame(
     from pyspark.sql import functions as F
     from pyspark.sql.types import LongType, StringType, StructField, StructType
 
+    from deepspark.session import _LEAF_PARALLELISM
+
     slices = num_partitions or 2 * spark.sparkContext.defaultParallelism
     slices = max(1, min(slices, len(paths)))
     # The paths go to the JVM once as a local relation (see _jvm_frame). Spark splits
@@ -236,9 +238,6 @@ def paths_frame(
     names = _jvm_frame(spark, {"i": range(len(paths)), "path": paths}, schema)
     rows = spark.range(0, len(paths), 1, slices).withColumnRenamed("id", "i")
     return rows.join(F.broadcast(names), "i").select("path")
-
-
-_LEAF_PARALLELISM = "spark.sql.leafNodeDefaultParallelism"
 
 
 def list_paths(

@@ -43,6 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deepspark.session import LOCAL_JVM_OPTIONS
+
 __all__ = ["ArchiveInfo", "archive_path", "build", "remove", "session_options", "status"]
 
 #: JVM logging of class-data sharing off: warnings about skipped or mismatched archives
@@ -107,10 +109,9 @@ def _folder() -> Path:
     return cache_dir("jvm")
 
 
-def archive_path(jvm_options: list[str] | None = None) -> ArchiveInfo | None:
-    """The archive for this Java, pyspark and JVM options; None without java or pyspark."""
-    options = _base_options() if jvm_options is None else jvm_options
-    key = _key(options)
+def archive_path() -> ArchiveInfo | None:
+    """The archive for this Java, pyspark and local JVM options; None without java or pyspark."""
+    key = _key(LOCAL_JVM_OPTIONS)
     if key is None:
         return None
     path = _folder() / f"spark-{key}.jsa"
@@ -124,20 +125,14 @@ def archive_path(jvm_options: list[str] | None = None) -> ArchiveInfo | None:
     return ArchiveInfo(path, key, usable, size)
 
 
-def _base_options() -> list[str]:
-    from deepspark.session import LOCAL_JVM_OPTIONS
-
-    return list(LOCAL_JVM_OPTIONS)
-
-
-def session_options(jvm_options: list[str] | None = None) -> list[str]:
+def session_options() -> list[str]:
     """JVM options that map the archive, or ``[]`` when there is none usable.
 
     Cheap (a few ``stat`` calls): :func:`deepspark.session` calls it for every local
     JVM it starts.
     """
     try:
-        info = archive_path(jvm_options)
+        info = archive_path()
     except OSError:  # e.g. a read-only home: start without it rather than fail
         return []
     if info is None or not info.usable:
@@ -245,14 +240,12 @@ def _child_session(extra: list[str]) -> object:
     import deepspark
     from deepspark.session import _log4j_options
 
-    options = " ".join([_log4j_options(), *_base_options(), *extra])
+    options = " ".join([_log4j_options(), *LOCAL_JVM_OPTIONS, *extra])
     return deepspark.session("local[2]", conf={"spark.driver.extraJavaOptions": options})
 
 
 def _record(target: str) -> None:
     """A fresh JVM runs a small job like deepspark's, then writes its classes at exit."""
-    from pyspark.sql import SparkSession
-
     from deepspark.io._files import paths_frame
 
     spark = _child_session([f"-XX:ArchiveClassesAtExit={target}", QUIET])
@@ -263,15 +256,15 @@ def _record(target: str) -> None:
             (folder / f"{i}.bin").write_bytes(bytes([i]) * (i + 1))
         import deepspark
 
-        paths = deepspark.list_paths(spark, str(folder))
-        sizes = paths.join(paths_frame(spark, [r.path for r in paths.collect()]), "path")
-        _arrow_lengths(spark, sizes).write.parquet(str(Path(tmp) / "out.parquet"))
+        listed = [r.path for r in deepspark.list_paths(spark, str(folder)).collect()]
+        paths = paths_frame(spark, listed, num_partitions=3)  # its range + broadcast join
+        _arrow_lengths(paths).write.parquet(str(Path(tmp) / "out.parquet"))
         spark.read.parquet(str(Path(tmp) / "out.parquet")).collect()  # type: ignore[attr-defined]
         spark.read.format("binaryFile").load(str(folder)).count()  # type: ignore[attr-defined]
-    _exit_jvm(SparkSession)
+    _exit_jvm()
 
 
-def _arrow_lengths(spark: object, frame: object) -> object:
+def _arrow_lengths(frame: object) -> object:
     """The path column through a Python worker as Arrow (deepspark's executor route)."""
     import warnings
 
@@ -292,18 +285,17 @@ def _arrow_lengths(spark: object, frame: object) -> object:
 
 def _check(target: str) -> None:
     """A fresh JVM that must map the archive (``-Xshare:on`` fails otherwise)."""
-    from pyspark.sql import SparkSession
-
     spark = _child_session([f"-XX:SharedArchiveFile={target}", "-Xshare:on", QUIET])
     assert spark.range(3).count() == 3  # type: ignore[attr-defined]
-    _exit_jvm(SparkSession)
+    _exit_jvm()
 
 
-def _exit_jvm(session_class: type) -> None:
+def _exit_jvm() -> None:
     """Stop Spark and wait for its JVM to exit (a recording JVM writes the archive then)."""
     from pyspark import SparkContext
+    from pyspark.sql import SparkSession
 
-    active = session_class.getActiveSession()  # type: ignore[attr-defined]
+    active = SparkSession.getActiveSession()
     if active is not None:
         active.stop()
     gateway = SparkContext._gateway
