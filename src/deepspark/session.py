@@ -139,15 +139,13 @@ def session(
     spark = SparkSession.builder.appName(app_name).config(conf=spark_conf).getOrCreate()
     if quiet:
         spark.sparkContext.setLogLevel("ERROR")
-    parallelism = spark.sparkContext.defaultParallelism
-    for key in (_MIN_PARTITIONS, _LEAF_PARALLELISM):
-        # At least 2 file partitions per core: a folder of small photos then splits into
-        # balanced waves of tasks instead of one task per 16 MB, so no core idles while
-        # the last big task runs (up to half the run on 2 cores otherwise); more would
-        # only add per-task overhead. The same for data made on the driver, such as the
-        # file lists of deepspark.list_paths (a local relation, split by count).
-        if not (conf and key in conf) and not spark_conf.contains(key):
-            spark.conf.set(key, str(2 * parallelism))
+    if not (conf and _MIN_PARTITIONS in conf) and not spark_conf.contains(_MIN_PARTITIONS):
+        # At least 2 file partitions per core: binaryFile packs a folder of small photos
+        # by bytes into 2-3 partitions per core count otherwise, and on 2 cores one core
+        # then idles while the last task runs (up to half the run); more would only add
+        # per-task overhead. Path lists (deepspark.list_paths) are split by count
+        # instead, evenly, one task per core (see io._files.default_path_partitions).
+        spark.conf.set(_MIN_PARTITIONS, str(2 * spark.sparkContext.defaultParallelism))
     return spark
 
 

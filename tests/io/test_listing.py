@@ -124,15 +124,31 @@ def test_frame_has_one_row_per_path_split_by_count(spark: object, folder: Path) 
     assert [r["path"] for r in df.collect()] == listed
     plan = df._jdf.queryExecution().executedPlan().toString()  # type: ignore[attr-defined]
     assert "ExistingRDD" not in plan and "LocalTableScan" in plan
-    # At the session's default split (twice the cores) the local relation is split by
-    # Spark itself, by count: no join.
+    # A short list gets one task per core, split by Spark itself (the local
+    # relation's own split, by count): no join.
     default = paths_frame(spark, listed)
     parts = default.rdd.glom().map(len).collect()
-    assert len(parts) == min(2 * spark.sparkContext.defaultParallelism, len(listed))  # type: ignore[attr-defined]
+    assert len(parts) == min(spark.sparkContext.defaultParallelism, len(listed))  # type: ignore[attr-defined]
     assert max(parts) - min(parts) <= 1 and [r["path"] for r in default.collect()] == listed
     plan = default._jdf.queryExecution().executedPlan().toString()  # type: ignore[attr-defined]
     assert "LocalTableScan" in plan and "Join" not in plan
     assert paths_frame(spark, []).count() == 0
+
+
+def test_long_path_lists_split_into_whole_waves_of_tasks(spark: object) -> None:
+    """Past ~FILES_PER_TASK files per core, the default split is whole waves of one task
+    per core (balanced last wave, moving progress), evenly by count, in file order."""
+    from deepspark.io._files import FILES_PER_TASK, default_path_partitions
+
+    cores = spark.sparkContext.defaultParallelism  # type: ignore[attr-defined]
+    assert default_path_partitions(FILES_PER_TASK * cores, cores) == cores
+    assert default_path_partitions(10, cores) == cores
+    # Paths are not opened here: names are enough to check the split.
+    names = [f"file:/nowhere/{i:06d}.jpg" for i in range(3 * cores * FILES_PER_TASK)]
+    df = paths_frame(spark, names)
+    sizes = df.rdd.glom().map(len).collect()  # type: ignore[attr-defined]
+    assert len(sizes) == 3 * cores and max(sizes) - min(sizes) <= 1
+    assert [r["path"] for r in df.collect()] == names
 
 
 def test_public_list_paths_feeds_the_predictor(spark: object, folder: Path) -> None:

@@ -252,12 +252,13 @@ def _record(target: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "files"
         folder.mkdir()
-        for i in range(4):
+        for i in range(8):
             (folder / f"{i}.bin").write_bytes(bytes([i]) * (i + 1))
         import deepspark
 
         listed = [r.path for r in deepspark.list_paths(spark, str(folder)).collect()]
-        paths = paths_frame(spark, listed, num_partitions=3)  # its range + broadcast join
+        # One partition more than the cores: paths_frame's range + broadcast-join route.
+        paths = paths_frame(spark, listed, spark.sparkContext.defaultParallelism + 1)
         _arrow_lengths(paths).write.parquet(str(Path(tmp) / "out.parquet"))
         spark.read.parquet(str(Path(tmp) / "out.parquet")).collect()  # type: ignore[attr-defined]
         spark.read.format("binaryFile").load(str(folder)).count()  # type: ignore[attr-defined]
