@@ -79,6 +79,9 @@ def test_embed_files_to_json_quiet(
     assert capsys.readouterr().out == ""
     rows = cli_spark.read.json(str(out)).collect()
     assert len(rows) == 2 and "text" not in rows[0].asDict()  # whole files: text not repeated
+    # The 2 rows kept by --limit were embedded in 2 tasks (local[2]), not after a LIMIT
+    # in one: one part file per task that wrote rows.
+    assert len([p for p in out.glob("part-*.json") if p.read_text().strip()]) == 2
 
 
 @pytest.mark.parametrize(

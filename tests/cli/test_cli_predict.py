@@ -61,6 +61,10 @@ def test_quiet_prints_nothing(
     assert captured.out == "" and captured.err == ""
     lines = [json.loads(x) for f in out.glob("part-*.json") for x in f.read_text().splitlines()]
     assert len(lines) == 2 and all(x["predictions"] for x in lines)
+    # --limit keeps the first files by path, one task per core.
+    first = sorted(p.name for p in photos_dir.iterdir())[:2]
+    assert sorted(Path(x["path"]).name for x in lines) == first
+    assert len([f for f in out.glob("part-*.json") if f.read_text().strip()]) == 2
 
 
 def test_csv_output(photos_dir: Path, tmp_path: Path) -> None:

@@ -340,6 +340,14 @@ def test_cli_detect_speech(spark: Any, clips_dir: Path, tmp_path: Path, capsys: 
     assert by_name["silence.wav"]["speech"] == []
     assert "not an audio file" in by_name["notes.wav"]["error"]
 
+    # --limit keeps 2 files, and they are still spread over the cores: Spark runs what
+    # follows a LIMIT in one task unless the rows are dealt out again (one part file
+    # per task that wrote rows).
+    limited = tmp_path / "limited.json"
+    assert main(["detect-speech", str(clips_dir), "-o", str(limited), "-q", "--limit", "2"]) == 0
+    parts = [p for p in limited.glob("part-*.json") if p.read_text().strip()]
+    assert sum(len(p.read_text().splitlines()) for p in parts) == 2 and len(parts) == 2
+
     # Usage errors exit 2, whether caught while parsing (SystemExit) or while running.
     for argv in (
         [str(tmp_path / "missing"), "-q"],

@@ -308,27 +308,36 @@ def count_files(files: DataFrame, limit: int | None = None) -> int:
 def image_files(
     spark: SparkSession, args: argparse.Namespace, count: bool = True
 ) -> tuple[DataFrame, int | None, str]:
-    """The command's input files, how many (``--limit`` applied; None when ``count`` is
+    """The command's input files (``--limit`` applied), how many (None when ``count`` is
     False), and the image transformers' input column that reads them.
 
     Local files are listed on the driver (Python, Spark's listing rules) and read by the
     transformer itself, column "path": no ``binaryFile`` scan, no extra Spark job, and
-    a file that cannot be read fails its own row. Other filesystems go through Spark's
-    ``binaryFile`` source, column "content".
+    a file that cannot be read fails its own row; ``--limit`` keeps the first files by
+    path. Other filesystems go through Spark's ``binaryFile`` source, column "content".
     """
     from deepspark.io._files import list_files, listed_paths, local_path, paths_frame
 
     if all(local_path(p) is not None for p in args.paths):
         listed = listed_paths(spark, args.paths)
-        total = min(len(listed), args.limit) if args.limit else len(listed)
-        return paths_frame(spark, listed), total, "path"
+        listed = listed[: args.limit] if args.limit else listed
+        return paths_frame(spark, listed), len(listed), "path"
     files = list_files(spark, args.paths)
-    return files, count_files(files, args.limit) if count else None, "content"
+    total = count_files(files, args.limit) if count else None
+    return limit_files(files, args.limit), total, "content"
 
 
 def limit_files(files: DataFrame, limit: int | None) -> DataFrame:
-    """``files`` cut to ``limit`` rows (``--limit``), unchanged when ``limit`` is None."""
-    return files.limit(limit) if limit else files
+    """``files`` cut to ``limit`` rows (``--limit``), unchanged when ``limit`` is None.
+
+    Spark runs what follows a LIMIT in one task, so the model would use one core: the
+    kept rows are dealt back to one partition per core (a round-robin exchange of at
+    most ``limit`` rows).
+    """
+    if not limit:
+        return files
+    cores = files.sparkSession.sparkContext.defaultParallelism
+    return files.limit(limit).repartition(max(1, min(limit, cores)))
 
 
 def write_and_summarize(

@@ -16,6 +16,7 @@ from deepspark.cli.common import (
     add_spark_options,
     check_local_paths,
     console,
+    limit_files,
     spark_session,
 )
 
@@ -92,9 +93,7 @@ def run(args: argparse.Namespace) -> int:
     out = console(args.quiet)
     started = time.time()
     spark = spark_session(args)
-    files = list_files(spark, args.paths)
-    if args.limit:
-        files = files.limit(args.limit)
+    files = limit_files(list_files(spark, args.paths), args.limit)
     result = detector.transform(files).select("path", "speech", "speechRatio", "error")
 
     # Written once, then read back: the summary and table do not run the model again.

@@ -17,7 +17,6 @@ from deepspark.cli.common import (
     check_local_paths,
     console,
     image_files,
-    limit_files,
     spark_session,
 )
 
@@ -72,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     spark = spark_session(args)
     files, _, input_col = image_files(spark, args, count=False)
     featurizer = DeepImageFeaturizer(inputCol=input_col, batchSize=args.batch_size, **model_kwargs)
-    featurized = featurizer.transform(limit_files(files, args.limit))
+    featurized = featurizer.transform(files)
     result = featurized.select(
         "path",
         F.when(F.col("features").isNotNull(), vector_to_array("features", "float32")).alias(

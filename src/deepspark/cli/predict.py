@@ -13,7 +13,6 @@ from deepspark.cli.common import (
     add_spark_options,
     example,
     image_files,
-    limit_files,
     positive_int,
     prepare,
     spark_session,
@@ -82,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         quantize=args.quantize,
         **model_kwargs,
     )
-    result = predictor.transform(limit_files(files, args.limit)).select(
+    result = predictor.transform(files).select(
         "path", "predictions", "error"
     )
 

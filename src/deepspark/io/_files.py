@@ -205,9 +205,10 @@ def _jvm_frame(spark: SparkSession, columns: dict[str, Iterable[Any]], schema: A
 
 
 #: Files per task that the default split of a path list aims at once the list outgrows
-#: one task per core: ~1-2 minutes of a CNN per task on a CPU core, so that the ~0.4 s
-#: a Python worker spends between two tasks stays under 1% and progress still moves.
-FILES_PER_TASK = 4096
+#: one task per core: ~40 s of a small CNN per task on a CPU core, so that the ~0.4 s
+#: a Python worker spends between two tasks stays near 1% while progress (counted in
+#: finished tasks) still moves and a slow core holds up at most one such task.
+FILES_PER_TASK = 2048
 
 
 def default_path_partitions(files: int, parallelism: int) -> int:
@@ -222,7 +223,7 @@ def default_path_partitions(files: int, parallelism: int) -> int:
     Examples
     --------
     >>> default_path_partitions(2000, 2), default_path_partitions(100_000, 8)
-    (2, 24)
+    (2, 48)
     """
     waves = max(1, round(files / (max(1, parallelism) * FILES_PER_TASK)))
     return max(1, parallelism) * waves
@@ -296,7 +297,7 @@ def list_paths(
     glob : str, optional
         Keep only file names matching this pattern, e.g. ``"*.jpg"``.
     num_partitions : int, optional
-        Default: one task per core up to ~4,096 files per task, more (whole waves of
+        Default: one task per core up to ~2,048 files per task, more (whole waves of
         one task per core) for longer lists; see
         :func:`deepspark.io._files.default_path_partitions`. Pass more when the files'
         sizes vary a lot, so that no core waits on one task of big files.

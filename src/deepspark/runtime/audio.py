@@ -8,15 +8,14 @@ GIL), one output row per input row, per-row errors.
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from deepspark.models.loader import ModelRef
+from deepspark.runtime._pipeline import model_failure, prefetch
 from deepspark.runtime.threads import task_gpu, task_threads
 
 __all__ = [
@@ -110,46 +109,32 @@ def run_pipelined(
     """
     import pyarrow as pa
 
-    def chunks() -> Iterator[tuple[int, int, list[Any], bool]]:
+    def chunks() -> Iterator[tuple[tuple[int, int, bool], list[Any]]]:
+        """((rows in the array, chunk start, last chunk of the array), chunk values)."""
         for arr in arrays:
             values = arrow_values(arr, kind)
             if not values:
-                yield 0, 0, [], True
+                yield (0, 0, True), []
                 continue
             for start in range(0, len(values), batch_size):
                 chunk = values[start : start + batch_size]
-                yield len(values), start, chunk, start + batch_size >= len(values)
+                yield (len(values), start, start + batch_size >= len(values)), chunk
 
-    stream = chunks()
-    window: deque[tuple[int, int, bool, Future[Any]]] = deque()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepspark-audio") as pool:
-
-        def fill() -> None:
-            while len(window) < 2:
-                item = next(stream, None)
-                if item is None:
-                    return
-                n, start, chunk, last = item
-                window.append((n, start, last, pool.submit(prepare, chunk)))
-
-        fill()
+    with prefetch(chunks(), prepare, workers=1, ahead=2, name="deepspark-audio") as prepared_chunks:
         results: list[Any] = []
         errors: list[str | None] = []
-        while window:
-            n, start, last, future = window.popleft()
-            fill()
+        for (n, start, last), (ok, prepared, errs) in prepared_chunks:
             if start == 0:
                 results, errors = [None] * n, [None] * n
-            ok, prepared, errs = future.result()
             errors[start : start + len(errs)] = errs
             if ok:
                 try:
                     for j, row in zip(ok, infer(prepared)):
                         results[start + j] = row
                 except Exception as exc:  # noqa: BLE001 - a model failure fails these rows
-                    msg = f"model failed: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+                    msg = model_failure(exc)
                     for j in ok:
-                        errors[start + j] = msg[:500]
+                        errors[start + j] = msg
             if last:
                 yield pa.StructArray.from_arrays(
                     [pa.array(results, type=result_type), pa.array(errors, type=pa.string())],

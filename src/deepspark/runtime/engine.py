@@ -8,9 +8,7 @@ One output row per input row; a row that fails gets a null result and an error.
 from __future__ import annotations
 
 import itertools
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -19,6 +17,7 @@ import numpy as np
 from deepspark.models.labels import ClassLabel
 from deepspark.models.loader import ModelRef
 from deepspark.runtime import _arrow as arrow
+from deepspark.runtime._pipeline import model_failure, prefetch
 from deepspark.runtime.preprocess import ImagePreprocess, load_pixels, to_batch
 from deepspark.runtime.threads import task_gpu, task_threads
 
@@ -295,37 +294,28 @@ class ImageModelTask:
             decoders = max(1, threads)
         else:
             decoders = 1 if threads < 4 else threads // 2
-        window: deque[tuple[int, int, bool, Future[Any]]] = deque()
-        with ThreadPoolExecutor(decoders, thread_name_prefix="deepspark-decode") as pool:
-
-            def fill() -> None:
-                while len(window) < decoders + 1:
-                    item = next(stream, None)
-                    if item is None:
-                        return
-                    n, start, chunk, last = item
-                    window.append((n, start, last, pool.submit(self._prepare, chunk)))
-
-            fill()  # the first chunks decode while the model loads (first task of a worker)
+        # (n, start, last) travel with each chunk; the chunk's values only to a decoder.
+        chunks = (((n, start, last), chunk) for n, start, chunk, last in stream)
+        with prefetch(
+            chunks, self._prepare, workers=decoders, ahead=decoders + 1, name="deepspark-decode"
+        ) as decoded:
+            # The first chunks decode while the model loads (first task of a worker).
             model = self.model.load(threads=threads, gpu=gpu)
             errors: list[str | None] = []
             rows: list[np.ndarray] = []
             outs: list[np.ndarray] = []
-            while window:
-                n, start, last, future = window.popleft()
-                fill()
+            for (n, start, last), (ok, tensor, errs) in decoded:
                 if start == 0:
                     errors, rows, outs = [None] * n, [], []
-                ok, tensor, errs = future.result()
                 errors[start : start + len(errs)] = errs
                 if tensor is not None:
                     try:
                         outs.append(self._infer(model, tensor))
                         rows.append(start + np.asarray(ok, dtype=np.int64))
                     except Exception as exc:  # noqa: BLE001 - a model failure fails these rows
-                        msg = f"model failed: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+                        msg = model_failure(exc)
                         for j in ok:
-                            errors[start + j] = msg[:500]
+                            errors[start + j] = msg
                 if last:
                     result = self._result_array(
                         n,

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from deepspark.models.loader import ModelRef
+from deepspark.runtime._pipeline import model_failure
 from deepspark.runtime.threads import task_gpu, task_threads
 
 __all__ = ["TensorModelTask"]
@@ -126,7 +127,7 @@ class TensorModelTask:
                         try:
                             results[i] = self._predict(model, [one])[0]
                         except Exception as exc:  # noqa: BLE001
-                            errors[i] = f"model failed: {_error(exc)}"
+                            errors[i] = model_failure(exc)
             yield pa.StructArray.from_arrays(
                 [pa.array(results, type=result_type), pa.array(errors, type=pa.string())],
                 names=["result", "error"],

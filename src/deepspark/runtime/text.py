@@ -18,6 +18,7 @@ import numpy as np
 
 from deepspark.models.cache import worker_cached
 from deepspark.models.text import ResolvedTextModel
+from deepspark.runtime._pipeline import model_failure
 from deepspark.runtime.engine import softmax
 from deepspark.runtime.threads import task_gpu, task_threads
 
@@ -250,10 +251,9 @@ class TextModelTask:
                 try:
                     out = self.infer(session, tokenizer, [values[i] for i in chunk])
                 except Exception as exc:  # noqa: BLE001 - a model failure fails these rows
-                    first = (str(exc).strip().splitlines() or [""])[0]
-                    msg = f"model failed: {type(exc).__name__}: {first}"
+                    msg = model_failure(exc)
                     for i in chunk:
-                        errors[i] = msg[:500]
+                        errors[i] = msg
                     continue
                 for i, row in zip(chunk, out):
                     results[i] = row
