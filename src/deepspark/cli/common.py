@@ -35,28 +35,28 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
 __all__ = [
-    "EXIT_OK",
     "EXIT_FAILED",
+    "EXIT_OK",
     "EXIT_USAGE",
-    "UsageError",
     "ArgumentParser",
-    "example",
+    "UsageError",
     "add_console_options",
     "add_io_options",
     "add_spark_options",
-    "output_path",
-    "console",
-    "prepare",
-    "setup_logging",
-    "spark_session",
-    "spark_log_path",
     "check_local_paths",
+    "console",
     "count_files",
+    "example",
     "image_files",
     "limit_files",
-    "run_job",
-    "write_and_summarize",
+    "output_path",
     "positive_int",
+    "prepare",
+    "run_job",
+    "setup_logging",
+    "spark_log_path",
+    "spark_session",
+    "write_and_summarize",
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -368,7 +368,7 @@ def write_and_summarize(
         output = os.path.join(tmpdir, "results.parquet")
     try:
         job = run_job(spark, lambda: write_results(result, output), total, args.quiet, unit)
-        written = read_results(spark, output)
+        written = read_results(spark, output, like=result)
         if show is not None and getattr(args, "show", 0) > 0 and not args.quiet:
             show(out, written)
         if not args.quiet:

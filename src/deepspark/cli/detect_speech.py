@@ -75,7 +75,7 @@ def format_segments(segments: list[Any] | None, most: int = 6) -> str:
 def run(args: argparse.Namespace) -> int:
     from pyspark.sql import functions as F
 
-    from deepspark.cli.output import output_format, write_results
+    from deepspark.cli.output import output_format, read_results, write_results
     from deepspark.io._files import list_files
     from deepspark.ml.audio import SpeechDetector
 
@@ -101,8 +101,7 @@ def run(args: argparse.Namespace) -> int:
     target = args.output or os.path.join(str(workdir), "speech.parquet")
     try:
         write_results(result, target, fmt)
-        reader = spark.read.option("header", "true") if fmt == "csv" else spark.read
-        written = reader.format(fmt).load(target)
+        written = read_results(spark, target, like=result)
         stats = written.agg(
             F.count(F.lit(1)).alias("files"),
             F.count("error").alias("errors"),

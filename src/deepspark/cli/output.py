@@ -10,7 +10,7 @@ from deepspark.errors import InvalidParameterError
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["output_format", "write_results", "read_results"]
+__all__ = ["output_format", "read_results", "write_results"]
 
 _FORMATS = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv"}
 
@@ -48,11 +48,22 @@ def write_results(df: DataFrame, path: str, fmt: str | None = None) -> None:
         df.write.mode("overwrite").format(fmt).save(path)
 
 
-def read_results(spark: SparkSession, path: str) -> DataFrame:
-    """Read back what :func:`write_results` wrote at ``path`` (format from the extension)."""
+def read_results(spark: SparkSession, path: str, like: DataFrame | None = None) -> DataFrame:
+    """Read back what :func:`write_results` wrote at ``path`` (format from the extension).
+
+    JSON leaves out a field that is null in every row (an ``error`` column when no
+    file failed, say): with ``like``, the DataFrame that was written, such columns come
+    back as nulls of their type, so summaries and tables find every column.
+    """
+    from pyspark.sql import functions as F
+
     fmt = output_format(path)
     if fmt == "csv":
         # multiLine: quoted values may hold line breaks (texts from `deepspark embed`).
         reader = spark.read.option("header", "true").option("escape", '"')
         return reader.option("multiLine", "true").csv(path)
-    return spark.read.format(fmt).load(path)
+    written = spark.read.format(fmt).load(path)
+    for field in like.schema.fields if like is not None else []:
+        if field.name not in written.columns:
+            written = written.withColumn(field.name, F.lit(None).cast(field.dataType))
+    return written
