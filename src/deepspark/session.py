@@ -153,7 +153,6 @@ def session(
 
 
 _MIN_PARTITIONS = "spark.sql.files.minPartitionNum"
-_LEAF_PARALLELISM = "spark.sql.leafNodeDefaultParallelism"
 _DRIVER_JAVA = "spark.driver.extraJavaOptions"
 _DAEMON_MODULE = "spark.python.daemon.module"
 _DAEMON = "deepspark.runtime._daemon"

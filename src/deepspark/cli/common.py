@@ -337,7 +337,7 @@ def limit_files(files: DataFrame, limit: int | None) -> DataFrame:
     if not limit:
         return files
     cores = files.sparkSession.sparkContext.defaultParallelism
-    return files.limit(limit).repartition(max(1, min(limit, cores)))
+    return files.limit(limit).repartition(min(limit, cores))
 
 
 def write_and_summarize(

@@ -225,8 +225,8 @@ def default_path_partitions(files: int, parallelism: int) -> int:
     >>> default_path_partitions(2000, 2), default_path_partitions(100_000, 8)
     (2, 48)
     """
-    waves = max(1, round(files / (max(1, parallelism) * FILES_PER_TASK)))
-    return max(1, parallelism) * waves
+    cores = max(1, parallelism)
+    return cores * max(1, round(files / (cores * FILES_PER_TASK)))
 
 
 def paths_frame(
@@ -244,8 +244,6 @@ def paths_frame(
     from pyspark.sql import functions as F
     from pyspark.sql.types import LongType, StringType, StructField, StructType
 
-    from deepspark.session import _LEAF_PARALLELISM
-
     parallelism = spark.sparkContext.defaultParallelism
     slices = num_partitions or default_path_partitions(len(paths), parallelism)
     slices = max(1, min(slices, len(paths)))
@@ -254,7 +252,7 @@ def paths_frame(
     # (the default parallelism unless set); for another count, a range of row numbers
     # split into exactly `slices` parts picks the paths up through a broadcast join (no
     # shuffle, file order kept; ~0.4 s more planning and a job).
-    leaf = spark.conf.get(_LEAF_PARALLELISM, None) or parallelism
+    leaf = spark.conf.get("spark.sql.leafNodeDefaultParallelism", None) or parallelism
     if slices == min(int(leaf), len(paths)) or not paths:
         schema = StructType([StructField("path", StringType(), False)])
         return _jvm_frame(spark, {"path": paths}, schema)
