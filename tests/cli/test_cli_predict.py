@@ -87,6 +87,10 @@ def test_json_output_without_any_error_prints_the_table(photos_dir: Path, tmp_pa
         assert main(["predict", str(photos_dir), "--output", str(out), "--top-k", "1"]) == 0
     text = stdout.getvalue()
     assert "chelsea.png" in text and "0 errors" in text
+    # ...so deepspark keeps null fields: every line of the files names every column.
+    lines = [json.loads(x) for f in out.glob("part-*.json") for x in f.read_text().splitlines()]
+    assert len(lines) == len(os.listdir(photos_dir))
+    assert all(set(x) == {"path", "predictions", "error"} and x["error"] is None for x in lines)
 
 
 def test_broken_model_file_fails_with_one_line(

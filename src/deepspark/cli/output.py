@@ -44,6 +44,11 @@ def write_results(df: DataFrame, path: str, fmt: str | None = None) -> None:
         # Quotes inside values are doubled (RFC 4180), not backslash-escaped as Spark does
         # by default, so pandas, spreadsheets and csv.reader read the JSON cells back.
         df.write.mode("overwrite").option("header", "true").option("escape", '"').csv(path)
+    elif fmt == "json":
+        # Every row keeps every key, null included: Spark's default drops a field that is
+        # null (an error column when no file failed), and a reader of the files (pandas,
+        # jq, `deepspark report`) then cannot tell "no error" from "no such column".
+        df.write.mode("overwrite").option("ignoreNullFields", "false").json(path)
     else:
         df.write.mode("overwrite").format(fmt).save(path)
 
@@ -51,9 +56,10 @@ def write_results(df: DataFrame, path: str, fmt: str | None = None) -> None:
 def read_results(spark: SparkSession, path: str, like: DataFrame | None = None) -> DataFrame:
     """Read back what :func:`write_results` wrote at ``path`` (format from the extension).
 
-    JSON leaves out a field that is null in every row (an ``error`` column when no
-    file failed, say): with ``like``, the DataFrame that was written, such columns come
-    back as nulls of their type, so summaries and tables find every column.
+    :func:`write_results` keeps null fields in JSON, but Spark's JSON reader still
+    leaves out a column that is null in every row (and older outputs lack the keys):
+    with ``like``, the DataFrame that was written, such columns come back as nulls of
+    their type, so summaries and tables find every column.
     """
     from pyspark.sql import functions as F
 
