@@ -181,12 +181,31 @@ def run_audio_deepspark(a: argparse.Namespace) -> dict[str, float]:
     return {"rows": count_parquet_rows(a.out), "seconds": seconds, "startup_s": startup}
 
 
+def run_audio_deepspark_paths(a: argparse.Namespace) -> dict[str, float]:
+    """list_paths -> SpeechDetector(inputCol="path") -> Parquet on local[*]: each file
+    decoded in the detector's own Python pass (samples never cross the JVM)."""
+    from pyspark.sql import functions as F
+
+    import deepspark
+
+    spark, startup = _spark(True)
+    t0 = time.perf_counter()
+    files = deepspark.list_paths(spark, a.data, glob="*.wav")
+    out = deepspark.SpeechDetector(inputCol="path").transform(files)
+    out.select(F.col("path").alias("origin"), "speech", "speechRatio", "error").write.mode(
+        "overwrite"
+    ).parquet(a.out)
+    seconds = time.perf_counter() - t0
+    return {"rows": count_parquet_rows(a.out), "seconds": seconds, "startup_s": startup}
+
+
 VARIANTS: dict[str, Callable[[argparse.Namespace], dict[str, float]]] = {
     "text-reference": run_text_reference,
     "text-reference-ort": run_text_reference_ort,
     "text-deepspark": run_text_deepspark,
     "audio-reference": run_audio_reference,
     "audio-deepspark": run_audio_deepspark,
+    "audio-deepspark-paths": run_audio_deepspark_paths,
 }
 
 

@@ -69,6 +69,11 @@ VARIANTS = [
         "reference: silero-vad get_speech_timestamps (ONNX), file by file, 1 process",
     ),
     ModalVariant("audio-deepspark", "audio", "deepspark: read_audio + SpeechDetector, local[*]"),
+    ModalVariant(
+        "audio-deepspark-paths",
+        "audio",
+        "deepspark: list_paths + SpeechDetector(inputCol='path'), local[*]",
+    ),
 ]
 REFERENCE = {"text": "text-reference", "audio": "audio-reference"}
 UNIT = {"text": "sentences/s", "audio": "x real time (audio s/s)"}

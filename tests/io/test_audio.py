@@ -174,7 +174,7 @@ def test_too_long_for_a_row_is_an_error_row(tmp_path: Path) -> None:
     frames = stereo_tones().shape[0]
     out = _decode_batch(
         ["a", "b", "c"],
-        [wav, wav, wav],
+        [(wav, None)] * 3,
         sample_rate=None,
         mono=True,
         max_duration=None,
@@ -186,7 +186,12 @@ def test_too_long_for_a_row_is_an_error_row(tmp_path: Path) -> None:
     assert errors[:2] == [None, None] and "audio too long" in errors[2]
     assert out.field("audio").field("numFrames").to_pylist() == [frames, frames, -1]
     one = _decode_batch(
-        ["a"], [wav], sample_rate=None, mono=False, max_duration=None, max_row_samples=frames
+        ["a"],
+        [(wav, None)],
+        sample_rate=None,
+        mono=False,
+        max_duration=None,
+        max_row_samples=frames,
     )
     assert "audio too long" in one.field("error").to_pylist()[0]
 
@@ -205,7 +210,7 @@ def test_float_audio_with_nan_or_inf_is_a_corrupt_row() -> None:
     buf = _io.BytesIO()
     sf.write(buf, samples, 8000, format="WAV", subtype="FLOAT")
     row = _decode_batch(
-        ["file:///x.wav"], [buf.getvalue()], sample_rate=None, mono=False, max_duration=None
+        ["file:///x.wav"], [(buf.getvalue(), None)], sample_rate=None, mono=False, max_duration=None
     ).to_pylist()[0]
     assert row["error"] == "audio file is corrupt (2 samples are NaN or infinite)"
     assert row["audio"]["numFrames"] == -1

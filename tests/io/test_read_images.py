@@ -76,9 +76,12 @@ def test_drop_invalid_glob_labels_and_sampling(spark, tmp_path: Path, mixed_dir:
     only_png = deepspark.read_images(spark, str(tmp_path), glob="*.png")
     assert only_png.count() == 2
 
-    flat = deepspark.read_images(spark, str(tmp_path / "cats"), recursive=False, num_partitions=3)
-    assert flat.rdd.getNumPartitions() == 3
-    assert flat.count() == 1
+    flat = deepspark.read_images(spark, str(tmp_path / "drinks"), recursive=False, num_partitions=2)
+    assert flat.rdd.getNumPartitions() == 2
+    assert flat.count() == 2
+    # Local files are split by count, at most one partition per file.
+    one = deepspark.read_images(spark, str(tmp_path / "cats"), num_partitions=3)
+    assert one.rdd.getNumPartitions() == 1 and one.count() == 1
 
     many = tmp_path / "many"
     many.mkdir()

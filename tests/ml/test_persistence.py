@@ -40,6 +40,42 @@ def test_predictor_with_named_model_round_trips(spark, tmp_path: Path) -> None:
     assert not (tmp_path / "pred" / "model").exists()  # named models are stored by name
 
 
+@pytest.mark.parametrize(
+    "cls",
+    [
+        "DeepImagePredictor",
+        "DeepImageFeaturizer",
+        "ImageModelTransformer",
+        "TextEmbedder",
+        "TextClassifier",
+        "SpeechDetector",
+        "AudioModelTransformer",
+        "ModelTransformer",
+    ],
+)
+def test_column_setters_as_in_pyspark(spark, tmp_path: Path, cls: str) -> None:
+    """Every transformer has pyspark's setInputCol(s)/setOutputCol(s), chainable, and
+    what they set survives save/load."""
+    t = getattr(deepspark, cls)()
+    many = hasattr(t, "inputCols")
+    if many:
+        assert t.setInputCols(["a", "b"]).setOutputCols(["y"]) is t
+        got = lambda m: (m.getInputCols(), m.getOutputCols())
+        want = (["a", "b"], ["y"])
+    elif cls == "TextClassifier":  # two outputs: the label and its score
+        assert t.setInputCol("t").setLabelCol("l").setScoreCol("s") is t
+        got = lambda m: (m.getInputCol(), m.getLabelCol(), m.getScoreCol())
+        want = ("t", "l", "s")
+    else:
+        assert t.setInputCol("path").setOutputCol("out") is t
+        got = lambda m: (m.getInputCol(), m.getOutputCol())
+        want = ("path", "out")
+    assert got(t) == want
+    if cls in ("DeepImagePredictor", "DeepImageFeaturizer", "TextEmbedder", "SpeechDetector"):
+        t.save(str(tmp_path / cls))  # named models: nothing else to give
+        assert got(type(t).load(str(tmp_path / cls))) == want
+
+
 def test_users_model_file_is_stored_inside(spark, tmp_path: Path) -> None:
     model = write_tiny_onnx(tmp_path / "src" / "tiny.onnx")
     f = deepspark.DeepImageFeaturizer(

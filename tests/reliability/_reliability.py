@@ -478,11 +478,17 @@ def _cpu_ticks(pid: int) -> int:
 
 def busy_python_workers(roots: Iterable[int], window: float = 0.2) -> list[int]:
     """Python workers below ``roots`` that used CPU during ``window`` seconds (running a
-    task, as opposed to idle reused workers waiting for the next one)."""
+    task, as opposed to idle reused workers waiting for the next one), busiest first.
+
+    A task can hold two workers (a reader's decoding UDF and the model): the model's
+    uses the most CPU, and the decoder's may go idle (back to the pool, where killing it
+    fails no task) before the task ends.
+    """
     pids = python_workers(roots)
     before = {pid: _cpu_ticks(pid) for pid in pids}
     time.sleep(window)
-    return [pid for pid in pids if alive(pid) and _cpu_ticks(pid) > before[pid] >= 0]
+    used = {pid: _cpu_ticks(pid) - before[pid] for pid in pids if alive(pid) and before[pid] >= 0}
+    return sorted((pid for pid, ticks in used.items() if ticks > 0), key=lambda p: -used[p])
 
 
 # --------------------------------------------------------------------------------------

@@ -31,13 +31,31 @@ pytestmark = pytest.mark.cluster
 FAULT_INPUTS = 300
 
 
-def predict(spark: Any, folder: Path, model: Path, size: int) -> dict[str, tuple[Any, ...]]:
-    """read_images -> DeepImagePredictor -> {origin: (classes, probabilities, error)}."""
-    import deepspark
+def predict(
+    spark: Any, folder: Path, model: Path, size: int, paths: bool = False
+) -> dict[str, tuple[Any, ...]]:
+    """read_images -> DeepImagePredictor -> {origin: (classes, probabilities, error)}.
 
-    images = deepspark.read_images(spark, str(folder))
+    With ``paths``, list_paths -> DeepImagePredictor(inputCol="path") instead: one Python
+    worker per task (the predictor reads and decodes its own files), so the busiest
+    worker is always the model's; read_images' decoding UDF is a second worker per task
+    that goes back to the pool, where a kill fails nothing, once its rows are decoded.
+    Both run in 8 tasks, several waves on the 2 executors, so faults land mid-job.
+    """
+    from pyspark.sql import functions as F
+
+    import deepspark
+    from deepspark.io._files import uri_form
+
     predictor = deepspark.DeepImagePredictor(**predictor_kwargs(model, size))
-    rows = predictor.transform(images).select("image.origin", "predictions", "error").collect()
+    if paths:
+        files = deepspark.list_paths(spark, str(folder), num_partitions=8)
+        out = predictor.setInputCol("path").transform(files)
+        rows = out.select(F.col("path").alias("origin"), "predictions", "error").collect()
+        rows = [{**r.asDict(), "origin": uri_form(r["origin"])} for r in rows]
+    else:
+        images = deepspark.read_images(spark, str(folder), num_partitions=8)
+        rows = predictor.transform(images).select("image.origin", "predictions", "error").collect()
     return rows_by_origin(rows)
 
 
@@ -168,9 +186,9 @@ def test_killed_python_worker_mid_job_loses_nothing(
 
     got, watch = run_with_fault(
         cluster_spark,
-        lambda: predict(cluster_spark, inputs_dir, busy_model, 64),
+        lambda: predict(cluster_spark, inputs_dir, busy_model, 64, paths=True),
         kill_busy_python_worker,
-        settle=1.0,  # the job lasts a few seconds: retry a kill that hit an idle worker
+        settle=0.5,  # the job lasts a few seconds: retry a kill that hit an idle worker
         max_faults=5,
     )
     assert watch.fault_done, f"no busy Python worker found during the job: {watch}"
@@ -199,7 +217,7 @@ def test_killed_worker_jvm_mid_job_loses_nothing(
     try:
         got, watch = run_with_fault(
             cluster_spark,
-            lambda: predict(cluster_spark, inputs_dir, busy_model, 64),
+            lambda: predict(cluster_spark, inputs_dir, busy_model, 64, paths=True),
             kill_worker_jvm,
             max_faults=1,
         )

@@ -129,7 +129,7 @@ def _audio_decode(data: bytes) -> tuple[Any, str | None]:
     from deepspark.io.audio import _decode_batch
 
     batch = _decode_batch(
-        ["file:///x.wav"], [data], sample_rate=None, mono=False, max_duration=None
+        ["file:///x.wav"], [(data, None)], sample_rate=None, mono=False, max_duration=None
     )
     row = batch.to_pylist()[0]
     return row["audio"], row["error"]

@@ -11,9 +11,9 @@ Every command follows the same pattern (see ``cli/predict.py``)::
     def run(args):
         prepare(args)                              # logging; fails fast on bad paths/output
         spark = spark_session(args)                # JVM noise goes to a log file
-        files = limit_files(list_files(spark, args.paths), args.limit)
+        files, total, column = input_files(spark, args)   # --limit applied
         result = ...                                # a DataFrame with an ``error`` column
-        return write_and_summarize(args, spark, result, total=count_files(files, args.limit))
+        return write_and_summarize(args, spark, result, total=total)
 """
 
 from __future__ import annotations
@@ -45,10 +45,8 @@ __all__ = [
     "add_spark_options",
     "check_local_paths",
     "console",
-    "count_files",
     "example",
-    "image_files",
-    "limit_files",
+    "input_files",
     "output_path",
     "positive_int",
     "prepare",
@@ -299,45 +297,22 @@ def spark_session(args: argparse.Namespace) -> SparkSession:
     return spark
 
 
-def count_files(files: DataFrame, limit: int | None = None) -> int:
-    """Number of files a ``list_files`` DataFrame lists (driver-side, no job), capped by ``limit``."""
-    total = len(files.inputFiles())
-    return min(total, limit) if limit else total
-
-
-def image_files(
+def input_files(
     spark: SparkSession, args: argparse.Namespace, count: bool = True
 ) -> tuple[DataFrame, int | None, str]:
     """The command's input files (``--limit`` applied), how many (None when ``count`` is
-    False), and the image transformers' input column that reads them.
+    False or unknown), and the column the transformers and readers read them from.
 
     Local files are listed on the driver (Python, Spark's listing rules) and read by the
-    transformer itself, column "path": no ``binaryFile`` scan, no extra Spark job, and
+    executors themselves, column "path": no ``binaryFile`` scan, no extra Spark job, and
     a file that cannot be read fails its own row; ``--limit`` keeps the first files by
-    path. Other filesystems go through Spark's ``binaryFile`` source, column "content".
+    path. Other filesystems go through Spark's ``binaryFile`` source, column "content"
+    (see :func:`deepspark.io._files.files_to_read`).
     """
-    from deepspark.io._files import list_files, listed_paths, local_path, paths_frame
+    from deepspark.io._files import files_to_read
 
-    if all(local_path(p) is not None for p in args.paths):
-        listed = listed_paths(spark, args.paths)
-        listed = listed[: args.limit] if args.limit else listed
-        return paths_frame(spark, listed), len(listed), "path"
-    files = list_files(spark, args.paths)
-    total = count_files(files, args.limit) if count else None
-    return limit_files(files, args.limit), total, "content"
-
-
-def limit_files(files: DataFrame, limit: int | None) -> DataFrame:
-    """``files`` cut to ``limit`` rows (``--limit``), unchanged when ``limit`` is None.
-
-    Spark runs what follows a LIMIT in one task, so the model would use one core: the
-    kept rows are dealt back to one partition per core (a round-robin exchange of at
-    most ``limit`` rows).
-    """
-    if not limit:
-        return files
-    cores = files.sparkSession.sparkContext.defaultParallelism
-    return files.limit(limit).repartition(min(limit, cores))
+    files = files_to_read(spark, args.paths, limit=args.limit, count=count)
+    return files.frame, files.count if count else None, files.column
 
 
 def write_and_summarize(

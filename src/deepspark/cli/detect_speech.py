@@ -16,7 +16,7 @@ from deepspark.cli.common import (
     add_spark_options,
     check_local_paths,
     console,
-    limit_files,
+    input_files,
     spark_session,
 )
 
@@ -76,7 +76,6 @@ def run(args: argparse.Namespace) -> int:
     from pyspark.sql import functions as F
 
     from deepspark.cli.output import output_format, read_results, write_results
-    from deepspark.io._files import list_files
     from deepspark.ml.audio import SpeechDetector
 
     check_local_paths(args.paths)
@@ -93,8 +92,12 @@ def run(args: argparse.Namespace) -> int:
     out = console(args.quiet)
     started = time.time()
     spark = spark_session(args)
-    files = limit_files(list_files(spark, args.paths), args.limit)
-    result = detector.transform(files).select("path", "speech", "speechRatio", "error")
+    files, _, column = input_files(spark, args, count=False)
+    result = (
+        detector.setInputCol(column)
+        .transform(files)
+        .select("path", "speech", "speechRatio", "error")
+    )
 
     # Written once, then read back: the summary and table do not run the model again.
     workdir = None if args.output else tempfile.mkdtemp(prefix="deepspark-")

@@ -12,9 +12,8 @@ from deepspark.cli.common import (
     UsageError,
     add_io_options,
     add_spark_options,
-    count_files,
     example,
-    limit_files,
+    input_files,
     positive_int,
     prepare,
     spark_session,
@@ -81,18 +80,19 @@ def run(args: argparse.Namespace) -> int:
     from pyspark.ml.functions import vector_to_array
     from pyspark.sql import functions as F
 
-    from deepspark.io.text import read_text
+    from deepspark.io.text import text_rows
     from deepspark.ml.text import TextEmbedder
 
     spark = spark_session(args)
-    texts = read_text(spark, args.paths, unit=args.unit, encoding=args.encoding)
-    # One row per file with --unit file: progress can count files; lines are not known ahead.
-    total = count_files(texts, args.limit) if args.unit == "file" else None
+    # --limit counts files, whatever the unit; lines and paragraphs are not known ahead,
+    # so progress counts files only with --unit file.
+    files, total, column = input_files(spark, args, count=args.unit == "file")
+    texts = text_rows(files, column, unit=args.unit, encoding=args.encoding)
     embedder = TextEmbedder(
         inputCol="text", batchSize=args.batch_size, maxLength=args.max_length, **model_kwargs
     )
     columns = ["origin"] + (["text"] if args.unit != "file" else [])
-    result = embedder.transform(limit_files(texts, args.limit)).select(
+    result = embedder.transform(texts).select(
         *columns,
         # Plain float arrays: readable by any Parquet/JSON tool, and CSV can hold them
         # (vector_to_array fails on null, so rows without an embedding are skipped).

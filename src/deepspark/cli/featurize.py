@@ -16,7 +16,7 @@ from deepspark.cli.common import (
     add_spark_options,
     check_local_paths,
     console,
-    image_files,
+    input_files,
     spark_session,
 )
 
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     out = console(args.quiet)
     started = time.time()
     spark = spark_session(args)
-    files, _, input_col = image_files(spark, args, count=False)
+    files, _, input_col = input_files(spark, args, count=False)
     featurizer = DeepImageFeaturizer(inputCol=input_col, batchSize=args.batch_size, **model_kwargs)
     featurized = featurizer.transform(files)
     result = featurized.select(

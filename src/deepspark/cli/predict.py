@@ -12,7 +12,7 @@ from deepspark.cli.common import (
     add_io_options,
     add_spark_options,
     example,
-    image_files,
+    input_files,
     positive_int,
     prepare,
     spark_session,
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from deepspark.ml.image import DeepImagePredictor
 
     spark = spark_session(args)
-    files, total, input_col = image_files(spark, args)
+    files, total, input_col = input_files(spark, args)
     predictor = DeepImagePredictor(
         inputCol=input_col,
         topK=args.top_k,
@@ -81,9 +81,7 @@ def run(args: argparse.Namespace) -> int:
         quantize=args.quantize,
         **model_kwargs,
     )
-    result = predictor.transform(files).select(
-        "path", "predictions", "error"
-    )
+    result = predictor.transform(files).select("path", "predictions", "error")
 
     def show(console: Any, written: Any) -> None:
         _print_table(console, written.orderBy("path").limit(args.show).collect(), args.top_k)

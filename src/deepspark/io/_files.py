@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import random
+import stat
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from deepspark.errors import InputNotFoundError, InvalidParameterError
@@ -14,7 +16,18 @@ from deepspark.errors import InputNotFoundError, InvalidParameterError
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["list_files", "list_paths", "listed_paths", "local_path", "paths_frame", "uri_form"]
+__all__ = [
+    "FilesToRead",
+    "files_to_read",
+    "list_files",
+    "list_paths",
+    "listed_paths",
+    "local_path",
+    "no_content_reason",
+    "paths_frame",
+    "read_local_file",
+    "uri_form",
+]
 
 
 def list_files(
@@ -33,13 +46,7 @@ def list_files(
     ``path`` may be a file, a folder or a glob, on any filesystem Spark reads, or a list
     of those. Content is read lazily on the executors.
     """
-    paths = [path] if isinstance(path, str) else list(path)
-    if not paths:
-        raise InvalidParameterError("no input path given: pass a file, folder or glob")
-    if not 0.0 < sample_ratio <= 1.0:
-        raise InvalidParameterError(f"sample_ratio must be in (0, 1], got {sample_ratio}")
-    if num_partitions is not None and num_partitions < 1:
-        raise InvalidParameterError(f"num_partitions must be >= 1, got {num_partitions}")
+    paths = _checked(path, sample_ratio, num_partitions)
 
     # A file deleted between listing and reading would fail the whole job; skipped by
     # the scan (ignoreMissingFiles), it is added back below with the zero-byte files.
@@ -52,6 +59,20 @@ def list_files(
     if num_partitions is not None:
         df = df.repartition(num_partitions)
     return df
+
+
+def _checked(
+    path: str | Sequence[str], sample_ratio: float, num_partitions: int | None
+) -> list[str]:
+    """``path`` as a non-empty list, after checking the sampling and partition options."""
+    paths = [path] if isinstance(path, str) else list(path)
+    if not paths:
+        raise InvalidParameterError("no input path given: pass a file, folder or glob")
+    if not 0.0 < sample_ratio <= 1.0:
+        raise InvalidParameterError(f"sample_ratio must be in (0, 1], got {sample_ratio}")
+    if num_partitions is not None and num_partitions < 1:
+        raise InvalidParameterError(f"num_partitions must be >= 1, got {num_partitions}")
+    return paths
 
 
 def _binary_files(
@@ -315,6 +336,117 @@ def list_paths(
     paths = [path] if isinstance(path, str) else list(path)
     listed = listed_paths(spark, paths, recursive=recursive, glob=glob)
     return paths_frame(spark, listed, num_partitions)
+
+
+class FilesToRead(NamedTuple):
+    """What :func:`files_to_read` gives: the files, the column to read them from, how many."""
+
+    frame: DataFrame
+    #: "path": executors read each file themselves (:func:`read_local_file`);
+    #: "content": Spark's ``binaryFile`` source read the bytes (any filesystem).
+    column: str
+    #: Rows in ``frame`` when known on the driver without a job (None otherwise).
+    count: int | None
+
+
+def files_to_read(
+    spark: SparkSession,
+    path: str | Sequence[str],
+    *,
+    recursive: bool = True,
+    glob: str | None = None,
+    sample_ratio: float = 1.0,
+    seed: int = 0,
+    num_partitions: int | None = None,
+    limit: int | None = None,
+    count: bool = False,
+) -> FilesToRead:
+    """The files under ``path`` for a reader or a transformer that reads them.
+
+    Local paths (plain, ``file:``, mounted folders) are listed on the driver
+    (:func:`listed_paths`) into a DataFrame of paths split by count
+    (:func:`paths_frame`): the executors read each file in the same Python pass that
+    decodes it, a file that cannot be read (deleted since listing, permission denied,
+    a broken link) fails its own row, and no Spark job is spent listing files or
+    finding the ones ``binaryFile`` skips. Other filesystems go through
+    :func:`list_files` (Spark reads the bytes; column ``content``).
+
+    ``sample_ratio`` keeps each file with that probability (reproducible with
+    ``seed``); ``limit`` keeps the first ``limit`` files by path (local) or any
+    ``limit`` rows dealt back to one partition per core (a LIMIT alone would leave the
+    rest of the job in one task); ``count=True`` counts the remote files listed (a
+    driver-side call, None after sampling).
+
+    Examples
+    --------
+    >>> import deepspark
+    >>> spark = deepspark.session("local[2]")                       # doctest: +SKIP
+    >>> files_to_read(spark, "photos/", limit=100).column           # doctest: +SKIP
+    'path'
+    """
+    paths = _checked(path, sample_ratio, num_partitions)
+    if all(local_path(p) is not None for p in paths):
+        listed = listed_paths(spark, paths, recursive=recursive, glob=glob)
+        if sample_ratio < 1.0:
+            rng = random.Random(seed)
+            listed = [p for p in listed if rng.random() < sample_ratio]
+        listed = listed[:limit] if limit else listed
+        return FilesToRead(paths_frame(spark, listed, num_partitions), "path", len(listed))
+    files = list_files(
+        spark,
+        paths,
+        recursive=recursive,
+        glob=glob,
+        sample_ratio=sample_ratio,
+        seed=seed,
+        num_partitions=num_partitions,
+    )
+    total = len(files.inputFiles()) if count and sample_ratio == 1.0 else None
+    if limit:
+        cores = spark.sparkContext.defaultParallelism
+        files = files.limit(limit).repartition(min(limit, cores))
+        total = min(total, limit) if total is not None else None
+    return FilesToRead(files, "content", total)
+
+
+#: Larger files are refused unread (Spark's binaryFile source has the same limit).
+MAX_FILE_BYTES = 2**31 - 1
+
+
+def read_local_file(path: str) -> tuple[bytes | None, str | None]:
+    """``(content, None)`` of a listed local file, or ``(None, why it cannot be read)``.
+
+    Never raises: a file that is unreadable, gone since it was listed, a broken link or
+    not a regular file (a FIFO would block) becomes a one-line reason.
+    """
+    local = local_path(path) or path
+    try:
+        info = os.stat(local)
+        if not stat.S_ISREG(info.st_mode):
+            return None, "cannot read file: not a regular file (a folder, FIFO or device)"
+        if info.st_size > MAX_FILE_BYTES:
+            return None, f"file too large ({info.st_size} bytes, limit {MAX_FILE_BYTES})"
+        with open(local, "rb") as fh:
+            return fh.read(), None
+    except OSError as exc:
+        if os.path.islink(local) and not os.path.exists(local):
+            return None, no_content_reason(path)
+        if isinstance(exc, PermissionError):
+            return None, "cannot read file: permission denied"
+        if isinstance(exc, FileNotFoundError):
+            return None, "cannot read file: it no longer exists (deleted after listing?)"
+        return None, f"cannot read file: {exc.strerror or type(exc).__name__}"
+
+
+def no_content_reason(origin: str | None) -> str:
+    """Why a listed file has no content: a broken symbolic link, or unknown."""
+    local = local_path(origin) if origin else None
+    if local and os.path.islink(local) and not os.path.exists(local):
+        return (
+            "cannot read file: broken symbolic link "
+            f"(its target {os.readlink(local)} does not exist)"
+        )
+    return "no file content"
 
 
 def local_path(path: str) -> str | None:

@@ -19,12 +19,14 @@ from __future__ import annotations
 import io
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from deepspark.errors import InvalidParameterError
+from deepspark.io._files import no_content_reason
+from deepspark.runtime import _arrow as arrow
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -339,7 +341,7 @@ def _arrow_audio_type() -> pa.DataType:
 
 def _decode_batch(
     origins: list[str | None],
-    contents: list[bytes | None],
+    contents: Iterable[tuple[bytes | None, str | None]],
     *,
     sample_rate: int | None,
     mono: bool,
@@ -347,16 +349,17 @@ def _decode_batch(
     max_row_samples: int = MAX_ROW_SAMPLES,
     max_batch_samples: int = MAX_BATCH_SAMPLES,
 ) -> pa.Array:
-    """(origins, contents) -> Arrow struct<audio, error>, samples kept in numpy."""
+    """Origins and lazily read ``(content, read error)`` pairs -> Arrow struct<audio, error>,
+    samples kept in numpy."""
     import pyarrow as pa
 
     rates, channels, frames, errors = [], [], [], []
     chunks: list[np.ndarray] = []
     total = 0
-    for content in contents:
+    for origin, (content, read_error) in zip(origins, contents):
         try:
-            if content is None:
-                raise AudioDecodeError("no file content")
+            if read_error is not None or content is None:
+                raise AudioDecodeError(read_error or no_content_reason(origin))
             samples, rate = decode_audio(
                 content, sample_rate=sample_rate, mono=mono, max_duration=max_duration
             )
@@ -384,22 +387,24 @@ def _decode_batch(
     np.cumsum([c.size for c in chunks], out=offsets[1:])
     values = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     audio_type = _arrow_audio_type()
-    data = pa.ListArray.from_arrays(
-        pa.array(offsets), pa.array(values, type=pa.float32()), type=audio_type.field("data").type
+    # Built from buffers: pa.array would import pandas in every fresh worker.
+    data = pa.Array.from_buffers(
+        audio_type.field("data").type,
+        len(chunks),
+        [None, pa.py_buffer(offsets)],
+        children=[arrow.numeric(values.astype(np.float32, copy=False))],
     )
     audio = pa.StructArray.from_arrays(
         [
-            pa.array(origins, type=pa.string()),
-            pa.array(rates, type=pa.int32()),
-            pa.array(channels, type=pa.int32()),
-            pa.array(frames, type=pa.int64()),
+            arrow.strings(origins),
+            arrow.numeric(np.asarray(rates, dtype=np.int32)),
+            arrow.numeric(np.asarray(channels, dtype=np.int32)),
+            arrow.numeric(np.asarray(frames, dtype=np.int64)),
             data,
         ],
         fields=list(audio_type),
     )
-    return pa.StructArray.from_arrays(
-        [audio, pa.array(errors, type=pa.string())], names=["audio", "error"]
-    )
+    return pa.StructArray.from_arrays([audio, arrow.strings(errors)], names=["audio", "error"])
 
 
 # --------------------------------------------------------------------------------------
@@ -421,8 +426,9 @@ def read_audio(
 ) -> DataFrame:
     """Read audio files into a DataFrame with an ``audio`` struct and an ``error``.
 
-    Files are listed by Spark and decoded with libsndfile (``soundfile``) on the
-    executors. Every input file gives exactly one row; a file that cannot be decoded
+    Files are decoded with libsndfile (``soundfile``) on the executors; local folders
+    are listed on the driver and each file read by its executor, other filesystems
+    listed and read by Spark's ``binaryFile`` source. Every input file gives exactly one row; a file that cannot be decoded
     (empty, truncated, corrupt, not audio, unsupported format) has ``error`` set and the
     invalid audio struct (or is dropped with ``drop_invalid=True``).
 
@@ -445,7 +451,10 @@ def read_audio(
     drop_invalid : bool
         Drop rows that could not be decoded instead of keeping them with an error.
     num_partitions : int, optional
-        Repartition the file list to this many partitions before decoding.
+        Split the file list into this many partitions before decoding (local files:
+        at most one per file). Default: local files one task per core up to ~2,048
+        files per task (:func:`deepspark.io._files.default_path_partitions`), other
+        filesystems Spark's ``binaryFile`` split.
 
     Returns
     -------
@@ -464,12 +473,14 @@ def read_audio(
     from pyspark.sql.functions import ArrowUDFType, arrow_udf
     from pyspark.sql.types import StringType, StructField, StructType
 
-    from deepspark.io._files import list_files, uri_form
+    from deepspark.io._files import files_to_read, read_local_file, uri_form
 
     if sample_rate is not None and (int(sample_rate) != sample_rate or sample_rate < 1):
         raise InvalidParameterError(f"sample_rate must be a whole number > 0, got {sample_rate}")
     _check_positive("max_duration", max_duration)
-    files = list_files(spark, path, recursive=recursive, glob=glob, num_partitions=num_partitions)
+    files, column, _ = files_to_read(
+        spark, path, recursive=recursive, glob=glob, num_partitions=num_partitions
+    )
     out_type = StructType(
         [StructField("audio", audio_schema(), True), StructField("error", StringType(), True)]
     )
@@ -481,14 +492,21 @@ def read_audio(
 
     def decode(paths: pa.Array, contents: pa.Array) -> pa.Array:
         origins = [uri_form(p) for p in paths.to_pylist()]
-        return _decode_batch(origins, contents.to_pylist(), **options)
+        return _decode_batch(origins, [(c, None) for c in contents.to_pylist()], **options)
+
+    def read_and_decode(paths: pa.Array) -> pa.Array:
+        listed = paths.to_pylist()
+        return _decode_batch([uri_form(p) for p in listed], map(read_local_file, listed), **options)
 
     # Non-deterministic so Spark evaluates the decode once per row even though two fields
-    # of its result are selected.
+    # of its result are selected. Local files are read here (see files_to_read).
+    reader, inputs = (
+        (read_and_decode, ["path"]) if column == "path" else (decode, ["path", "content"])
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "prefer type hints"
-        decode_udf = arrow_udf(decode, out_type, ArrowUDFType.SCALAR).asNondeterministic()
-    decoded = files.select(decode_udf("path", "content").alias("_decoded"))
+        decode_udf = arrow_udf(reader, out_type, ArrowUDFType.SCALAR).asNondeterministic()
+    decoded = files.select(decode_udf(*inputs).alias("_decoded"))
     df = decoded.select(
         F.col("_decoded.audio").alias("audio"), F.col("_decoded.error").alias("error")
     )

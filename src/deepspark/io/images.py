@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from deepspark.errors import InvalidParameterError
+from deepspark.io._files import no_content_reason
+from deepspark.runtime import _arrow as arrow
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -85,7 +87,9 @@ def _reason(exc: BaseException) -> str:
         # Pillow refuses twice its own limit in Image.open, before our check runs: give
         # the same message as ours ("decompression bomb: N pixels ...").
         size = re.search(r"\((\d+) pixels\)", text)
-        return f"decompression bomb: {size.group(1)} pixels" if size else f"decompression bomb: {text}"
+        return (
+            f"decompression bomb: {size.group(1)} pixels" if size else f"decompression bomb: {text}"
+        )
     # Pillow says "image file is truncated" or "Truncated File Read" depending on where
     # the data ends.
     if "truncated" in text.lower():
@@ -220,65 +224,16 @@ def invalid_struct(origin: str | None) -> dict[str, Any]:
     }
 
 
-def _no_content_reason(origin: str | None) -> str:
-    """Why a listed file has no content: a broken symbolic link, or unknown."""
-    import os
-
-    from deepspark.io._files import local_path
-
-    local = local_path(origin) if origin else None
-    if local and os.path.islink(local) and not os.path.exists(local):
-        return (
-            "cannot read file: broken symbolic link "
-            f"(its target {os.readlink(local)} does not exist)"
-        )
-    return "no file content"
-
-
 def decode_to_struct(
     data: bytes | None, origin: str | None, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> tuple[dict[str, Any], str | None]:
     """Decode bytes to ``(image struct, error)``; never raises."""
     if data is None:
-        return invalid_struct(origin), _no_content_reason(origin)
+        return invalid_struct(origin), no_content_reason(origin)
     try:
         return _struct_from_pil(decode_image(data, max_pixels=max_pixels), origin), None
     except Exception as exc:  # noqa: BLE001 - every failure becomes this row's error
         return invalid_struct(origin), _reason(exc)
-
-
-#: Larger files are refused unread (Spark's binaryFile source has the same limit).
-MAX_FILE_BYTES = 2**31 - 1
-
-
-def read_local_file(path: str) -> tuple[bytes | None, str | None]:
-    """``(content, None)`` of a listed local file, or ``(None, why it cannot be read)``.
-
-    Never raises: a file that is unreadable, gone since it was listed, a broken link or
-    not a regular file (a FIFO would block) becomes a one-line reason.
-    """
-    import os
-    import stat
-
-    from deepspark.io._files import local_path
-
-    local = local_path(path) or path
-    try:
-        info = os.stat(local)
-        if not stat.S_ISREG(info.st_mode):
-            return None, "cannot read file: not a regular file (a folder, FIFO or device)"
-        if info.st_size > MAX_FILE_BYTES:
-            return None, f"file too large ({info.st_size} bytes, limit {MAX_FILE_BYTES})"
-        with open(local, "rb") as fh:
-            return fh.read(), None
-    except OSError as exc:
-        if os.path.islink(local) and not os.path.exists(local):
-            return None, _no_content_reason(path)
-        if isinstance(exc, PermissionError):
-            return None, "cannot read file: permission denied"
-        if isinstance(exc, FileNotFoundError):
-            return None, "cannot read file: it no longer exists (deleted after listing?)"
-        return None, f"cannot read file: {exc.strerror or type(exc).__name__}"
 
 
 def _decode_batch(
@@ -302,9 +257,9 @@ def _decode_batch(
             struct, error = decode_to_struct(content, origin, max_pixels)
         images.append(struct)
         errors.append(error)
-    image_type = _arrow_image_type()
+    # Built from buffers: pa.array would import pandas in every fresh worker.
     return pa.StructArray.from_arrays(
-        [pa.array(images, type=image_type), pa.array(errors, type=pa.string())],
+        [arrow.from_python(images, _arrow_image_type()), arrow.strings(errors)],
         names=["image", "error"],
     )
 
@@ -441,7 +396,9 @@ def read_images(
 ) -> DataFrame:
     """Read image files into a DataFrame with Spark's ``image`` struct and an ``error``.
 
-    Files are listed by Spark and decoded with Pillow on the executors. Every input
+    Files are decoded with Pillow on the executors; local folders are listed on the
+    driver and each file read by its executor, other filesystems listed and read by
+    Spark's ``binaryFile`` source. Every input
     file gives exactly one row; a file that cannot be decoded has ``error`` set and
     Spark's invalid-image struct (or is dropped with ``drop_invalid=True``).
 
@@ -462,7 +419,10 @@ def read_images(
     drop_invalid : bool
         Drop rows that could not be decoded instead of keeping them with an error.
     num_partitions : int, optional
-        Repartition the file list to this many partitions before decoding.
+        Split the file list into this many partitions before decoding (local files:
+        at most one per file). Default: local files one task per core up to ~2,048
+        files per task (:func:`deepspark.io._files.default_path_partitions`), other
+        filesystems Spark's ``binaryFile`` split.
     max_pixels : int
         Refuse images with more pixels than this (decompression bombs).
     seed : int
@@ -486,11 +446,11 @@ def read_images(
     from pyspark.sql.functions import ArrowUDFType, arrow_udf
     from pyspark.sql.types import StringType, StructField, StructType
 
-    from deepspark.io._files import list_files, local_path, uri_form
+    from deepspark.io._files import files_to_read, read_local_file, uri_form
 
     if max_pixels < 1:
         raise InvalidParameterError(f"max_pixels must be >= 1, got {max_pixels}")
-    files = list_files(
+    files, column, _ = files_to_read(
         spark,
         path,
         recursive=recursive,
@@ -513,18 +473,14 @@ def read_images(
         return _decode_batch([uri_form(p) for p in listed], map(read_local_file, listed), limit)
 
     # Non-deterministic so Spark evaluates the decode once per row even though two fields
-    # of its result are selected.
-    local = all(local_path(p) is not None for p in ([path] if isinstance(path, str) else path))
+    # of its result are selected. Local files are read here, not by Spark's scan: a
+    # file that cannot be read (permission denied, deleted since listing) fails its row
+    # instead of the job, and contents are never shuffled.
+    reader = read_and_decode if column == "path" else decode
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "prefer type hints"
-        if local:
-            # Local files are read here, not by Spark's scan: a file that cannot be read
-            # (permission denied, deleted since listing) fails its row instead of the
-            # job, and contents are never shuffled.
-            udf = arrow_udf(read_and_decode, out_type, ArrowUDFType.SCALAR).asNondeterministic()
-        else:
-            udf = arrow_udf(decode, out_type, ArrowUDFType.SCALAR).asNondeterministic()
-    inputs = ["path"] if local else ["path", "content"]
+        udf = arrow_udf(reader, out_type, ArrowUDFType.SCALAR).asNondeterministic()
+    inputs = ["path"] if column == "path" else ["path", "content"]
     decoded = files.select(F.col("path"), udf(*inputs).alias("_decoded"))
     columns = [F.col("_decoded.image").alias("image"), F.col("_decoded.error").alias("error")]
     if label_from_dir:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import codecs
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from deepspark.errors import InvalidParameterError
@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["UNITS", "decode_text", "read_text", "split_units"]
+__all__ = ["UNITS", "decode_text", "read_text", "split_units", "text_rows"]
 
 #: What one row holds: a whole file, one line, or one paragraph.
 UNITS = ("file", "line", "paragraph")
@@ -84,19 +84,51 @@ def split_units(text: str, unit: str) -> list[str]:
     return [p.strip() for p in _BLANK_LINES.split(text) if p.strip()]
 
 
-def _decode_batch(paths: list[str], contents: list[bytes | None], unit: str, encoding: str) -> Any:
-    """Arrow batch of files -> list<struct<text, error>> per file."""
+def _decode_batch(
+    read: Iterable[tuple[bytes | None, str | None]], paths: list[str], unit: str, encoding: str
+) -> Any:
+    """``(content, read error)`` per file -> list<struct<origin, text, error>> per file."""
+    import numpy as np
     import pyarrow as pa
 
-    rows: list[list[dict[str, str | None]]] = []
-    for content in contents:
-        text, error = decode_text(content, encoding)
-        if text is None:
-            rows.append([{"text": None, "error": error}])
-        else:
-            rows.append([{"text": piece, "error": None} for piece in split_units(text, unit)])
-    item = pa.struct([pa.field("text", pa.string()), pa.field("error", pa.string())])
-    return pa.array(rows, type=pa.list_(item))
+    from deepspark.io._files import no_content_reason, uri_form
+    from deepspark.runtime import _arrow as arrow
+
+    origins: list[str] = []
+    texts: list[str | None] = []
+    errors: list[str | None] = []
+    counts: list[int] = []
+    for (content, read_error), path in zip(read, paths):
+        if read_error is None and content is None:
+            read_error = no_content_reason(path)
+        text, error = (None, read_error) if read_error else decode_text(content, encoding)
+        pieces: list[str | None] = [None] if text is None else list(split_units(text, unit))
+        counts.append(len(pieces))
+        texts += pieces
+        errors += [error] * len(pieces)
+        origins += [uri_form(path)] * len(pieces)
+    # Built from buffers: pa.array would import pandas in every fresh worker.
+    items = pa.StructArray.from_arrays(
+        [arrow.strings(origins), arrow.strings(texts), arrow.strings(errors)],
+        fields=list(_item_type()),
+    )
+    offsets = np.zeros(len(counts) + 1, dtype=np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    return pa.Array.from_buffers(
+        pa.list_(_item_type()), len(counts), [None, pa.py_buffer(offsets)], children=[items]
+    )
+
+
+def _item_type() -> Any:
+    import pyarrow as pa
+
+    return pa.struct(
+        [
+            pa.field("origin", pa.string(), False),
+            pa.field("text", pa.string()),
+            pa.field("error", pa.string()),
+        ]
+    )
 
 
 def read_text(
@@ -110,7 +142,9 @@ def read_text(
 ) -> DataFrame:
     """Read text files into a DataFrame: one row per file, line or paragraph.
 
-    Files are listed by Spark and decoded on the executors.
+    Files are decoded on the executors; local folders are listed on the driver and
+    each file read by its executor, other filesystems listed and read by Spark's
+    ``binaryFile`` source.
 
     Parameters
     ----------
@@ -143,12 +177,8 @@ def read_text(
     >>> docs = deepspark.read_text(spark, "notes/", unit="paragraph")       # doctest: +SKIP
     >>> deepspark.TextEmbedder().transform(docs).select("origin", "embedding")  # doctest: +SKIP
     """
-    import pyarrow as pa
-    from pyspark.sql import functions as F
-    from pyspark.sql.functions import ArrowUDFType, arrow_udf
-    from pyspark.sql.types import ArrayType, StringType, StructField, StructType
 
-    from deepspark.io._files import list_files, uri_form
+    from deepspark.io._files import files_to_read
 
     if unit not in UNITS:
         raise InvalidParameterError(f"unit must be one of {', '.join(UNITS)}; got {unit!r}")
@@ -159,28 +189,53 @@ def read_text(
             f"unknown encoding {encoding!r}; use a Python codec name such as 'utf-8', "
             "'latin-1' or 'cp1252'"
         ) from None
-    files = list_files(spark, path, recursive=recursive, glob=glob)
+    files, column, _ = files_to_read(spark, path, recursive=recursive, glob=glob)
+    return text_rows(files, column, unit=unit, encoding=encoding)
+
+
+def text_rows(files: DataFrame, column: str, *, unit: str, encoding: str) -> DataFrame:
+    """:func:`read_text`'s rows from a :func:`~deepspark.io._files.files_to_read` frame.
+
+    ``column`` is "path" (each file is read here, by the executor) or "content" (bytes
+    Spark's ``binaryFile`` source read).
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.functions import ArrowUDFType, arrow_udf
+    from pyspark.sql.types import ArrayType, StringType, StructField, StructType
+
+    from deepspark.io._files import read_local_file
+
     item = StructType(
-        [StructField("text", StringType(), True), StructField("error", StringType(), True)]
+        [
+            StructField("origin", StringType(), False),
+            StructField("text", StringType(), True),
+            StructField("error", StringType(), True),
+        ]
     )
 
     def decode(paths: pa.Array, contents: pa.Array) -> pa.Array:
-        return _decode_batch(paths.to_pylist(), contents.to_pylist(), unit, encoding)
+        return _decode_batch(
+            [(c, None) for c in contents.to_pylist()], paths.to_pylist(), unit, encoding
+        )
 
-    def origins(paths: pa.Array) -> pa.Array:
-        return pa.array([uri_form(p) for p in paths.to_pylist()], type=pa.string())
+    def read_and_decode(paths: pa.Array) -> pa.Array:
+        listed = paths.to_pylist()
+        return _decode_batch(map(read_local_file, listed), listed, unit, encoding)
 
+    # One UDF gives each piece its origin too: every Python UDF of a task is one more
+    # Python worker (fork, imports) per task. Non-deterministic so Spark decodes each
+    # file once although three fields are used.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "prefer type hints"
-        # Non-deterministic so Spark decodes each file once although two fields are used.
+        reader, inputs = (
+            (read_and_decode, ["path"]) if column == "path" else (decode, ["path", "content"])
+        )
         decode_udf = arrow_udf(
-            decode, ArrayType(item, False), ArrowUDFType.SCALAR
+            reader, ArrayType(item, False), ArrowUDFType.SCALAR
         ).asNondeterministic()
-        origin_udf = arrow_udf(origins, StringType(), ArrowUDFType.SCALAR)
-    pieces = files.select(
-        origin_udf("path").alias("origin"),
-        F.explode(decode_udf("path", "content")).alias("_piece"),
-    )
+    pieces = files.select(F.explode(decode_udf(*inputs)).alias("_piece"))
     return pieces.select(
-        "origin", F.col("_piece.text").alias("text"), F.col("_piece.error").alias("error")
+        F.col("_piece.origin").alias("origin"),
+        F.col("_piece.text").alias("text"),
+        F.col("_piece.error").alias("error"),
     )

@@ -7,13 +7,19 @@ from typing import TYPE_CHECKING, Any
 from pyspark import keyword_only
 from pyspark.ml import Transformer
 from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.ml.param.shared import HasInputCol, HasOutputCol
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame
 
 from deepspark.errors import InvalidParameterError, ModelNotFoundError, SignatureError
 from deepspark.ml._apply import apply_task
-from deepspark.ml.params import HasBatchSize, HasErrorCol, HasModelSource, HasNumThreads
+from deepspark.ml.params import (
+    HasBatchSize,
+    HasErrorCol,
+    HasInputColumn,
+    HasModelSource,
+    HasNumThreads,
+    HasOutputColumn,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
@@ -39,8 +45,8 @@ def _param(name: str, doc: str, convert: Any = TypeConverters.toFloat) -> Param[
 
 class _AudioTransformer(
     Transformer,
-    HasInputCol,
-    HasOutputCol,
+    HasInputColumn,
+    HasOutputColumn,
     HasErrorCol,
     HasBatchSize,
     HasNumThreads,
@@ -53,12 +59,6 @@ class _AudioTransformer(
     def setParams(self, **kwargs: Any) -> Any:
         """Set any of the constructor's Params."""
         return self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
-
-    def setInputCol(self, value: str) -> Any:
-        return self._set(inputCol=value)
-
-    def setOutputCol(self, value: str) -> Any:
-        return self._set(outputCol=value)
 
     def _set_given(self, kwargs: dict[str, Any]) -> None:
         self._set(**{k: v for k, v in kwargs.items() if v is not None})

@@ -9,7 +9,6 @@ from typing import Any
 from pyspark import keyword_only
 from pyspark.ml import Transformer
 from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.ml.param.shared import HasInputCol, HasOutputCol
 from pyspark.sql import Column, DataFrame
 
 from deepspark.errors import InvalidParameterError
@@ -18,9 +17,11 @@ from deepspark.ml.params import (
     HasBatchSize,
     HasErrorCol,
     HasImagePreprocessing,
+    HasInputColumn,
     HasModelLoading,
     HasModelSource,
     HasNumThreads,
+    HasOutputColumn,
     HasQuantize,
     model_param_value,
 )
@@ -104,8 +105,8 @@ class _ImageTaskMixin:
 class DeepImagePredictor(
     _ImageTaskMixin,
     Transformer,
-    HasInputCol,
-    HasOutputCol,
+    HasInputColumn,
+    HasOutputColumn,
     HasErrorCol,
     HasBatchSize,
     HasNumThreads,
@@ -165,7 +166,10 @@ class DeepImagePredictor(
     """
 
     topK: Param[int] = Param(
-        Params._dummy(), "topK", "number of classes per row (> 0)", typeConverter=TypeConverters.toInt
+        Params._dummy(),
+        "topK",
+        "number of classes per row (> 0)",
+        typeConverter=TypeConverters.toInt,
     )
     labels: Param[list[str]] = Param(
         Params._dummy(),
@@ -279,8 +283,8 @@ def _coerce(params: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
 class ImageModelTransformer(
     _ImageTaskMixin,
     Transformer,
-    HasInputCol,
-    HasOutputCol,
+    HasInputColumn,
+    HasOutputColumn,
     HasErrorCol,
     HasBatchSize,
     HasNumThreads,
@@ -414,8 +418,8 @@ class ImageModelTransformer(
 class DeepImageFeaturizer(
     _ImageTaskMixin,
     Transformer,
-    HasInputCol,
-    HasOutputCol,
+    HasInputColumn,
+    HasOutputColumn,
     HasErrorCol,
     HasBatchSize,
     HasNumThreads,

@@ -5,10 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.param.shared import HasInputCol, HasInputCols, HasOutputCol, HasOutputCols
 
 from deepspark.errors import InvalidParameterError
 
 __all__ = [
+    "HasInputColumn",
+    "HasInputColumns",
+    "HasOutputColumn",
+    "HasOutputColumns",
     "HasErrorCol",
     "HasBatchSize",
     "HasNumThreads",
@@ -18,6 +23,38 @@ __all__ = [
     "model_param_value",
     "HasQuantize",
 ]
+
+
+class HasInputColumn(HasInputCol):
+    """pyspark's ``inputCol`` with its setter (pyspark defines setters per class)."""
+
+    def setInputCol(self, value: str) -> Any:
+        """Set the column the transformer reads."""
+        return self._set(inputCol=value)
+
+
+class HasOutputColumn(HasOutputCol):
+    """pyspark's ``outputCol`` with its setter."""
+
+    def setOutputCol(self, value: str) -> Any:
+        """Set the column the transformer adds."""
+        return self._set(outputCol=value)
+
+
+class HasInputColumns(HasInputCols):
+    """pyspark's ``inputCols`` with its setter."""
+
+    def setInputCols(self, value: list[str]) -> Any:
+        """Set the columns the transformer reads."""
+        return self._set(inputCols=value)
+
+
+class HasOutputColumns(HasOutputCols):
+    """pyspark's ``outputCols`` with its setter."""
+
+    def setOutputCols(self, value: list[str]) -> Any:
+        """Set the columns the transformer adds."""
+        return self._set(outputCols=value)
 
 
 class HasErrorCol(Params):
@@ -234,6 +271,8 @@ def model_param_value(model: Any, **prepare_options: Any) -> Any:
 
     spec, _ = prepare_model(model, **prepare_options)
     return str(spec.path)
+
+
 class HasQuantize(Params):
     """``quantize``: run an int8 copy of the model ("int8") or the model as is ("none")."""
 

@@ -7,7 +7,6 @@ from typing import Any
 from pyspark import keyword_only
 from pyspark.ml import Transformer
 from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.ml.param.shared import HasInputCols, HasOutputCols
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame
 
@@ -16,9 +15,11 @@ from deepspark.ml._apply import apply_task
 from deepspark.ml.params import (
     HasBatchSize,
     HasErrorCol,
+    HasInputColumns,
     HasModelLoading,
     HasModelSource,
     HasNumThreads,
+    HasOutputColumns,
     model_param_value,
 )
 
@@ -59,9 +60,7 @@ def tensor_task(
             row_shapes.append(tuple(known[1:]))
         else:
             row_shapes.append(None)
-    dtypes = [
-        by_name[n].dtype if by_name[n].dtype not in ("", "str") else "float32" for n in names
-    ]
+    dtypes = [by_name[n].dtype if by_name[n].dtype not in ("", "str") else "float32" for n in names]
     available = sig.output_names or list(default_output_names(len(out_cols)))
     outs = output_names or available[: len(out_cols)]
     if len(outs) != len(out_cols) or set(outs) - set(available):
@@ -89,8 +88,8 @@ def _to_shapes(value: Any) -> list[list[int]]:
 
 class ModelTransformer(
     Transformer,
-    HasInputCols,
-    HasOutputCols,
+    HasInputColumns,
+    HasOutputColumns,
     HasErrorCol,
     HasBatchSize,
     HasNumThreads,

@@ -12,18 +12,24 @@ from typing import Any
 from pyspark import keyword_only
 from pyspark.ml import Transformer
 from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.ml.param.shared import HasInputCol, HasOutputCol
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import Column, DataFrame
 
 from deepspark.errors import InvalidParameterError
 from deepspark.ml._apply import apply_task
-from deepspark.ml.params import HasBatchSize, HasErrorCol, HasModelSource, HasNumThreads
+from deepspark.ml.params import (
+    HasBatchSize,
+    HasErrorCol,
+    HasInputColumn,
+    HasModelSource,
+    HasNumThreads,
+    HasOutputColumn,
+)
 
 __all__ = ["TextClassifier", "TextEmbedder"]
 
 
-class _TextModelParams(HasInputCol, HasErrorCol, HasBatchSize, HasNumThreads, HasModelSource):
+class _TextModelParams(HasInputColumn, HasErrorCol, HasBatchSize, HasNumThreads, HasModelSource):
     """Params shared by the text transformers, and building their executor task."""
 
     maxLength: Param[int] = Param(
@@ -99,7 +105,7 @@ def _to_vector(array: Column) -> Column:
 class TextEmbedder(
     Transformer,
     _TextModelParams,
-    HasOutputCol,
+    HasOutputColumn,
     DefaultParamsReadable,
     DefaultParamsWritable,
 ):
@@ -249,6 +255,14 @@ class TextClassifier(
 
     def getScoreCol(self) -> str:
         return self.getOrDefault(self.scoreCol)
+
+    def setLabelCol(self, value: str) -> TextClassifier:
+        """Set the output column of the label."""
+        return self._set(labelCol=value)
+
+    def setScoreCol(self, value: str) -> TextClassifier:
+        """Set the output column of the label's score."""
+        return self._set(scoreCol=value)
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         from pyspark.sql import functions as F

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from deepspark.models.loader import ModelRef
+from deepspark.runtime import _arrow as arrow
 from deepspark.runtime._pipeline import model_failure, prefetch
 from deepspark.runtime.threads import task_gpu, task_threads
 
@@ -48,8 +49,8 @@ def arrow_values(arr: Any, kind: str) -> list[Any]:
     if kind != "struct":
         return arr.to_pylist()
     data = arr.field("data")
-    offsets = data.offsets.to_numpy()
-    values = data.values.to_numpy(zero_copy_only=False)
+    offsets = arrow.to_numpy(data.offsets)
+    values = arrow.to_numpy(data.values)
     rates = arr.field("sampleRate").to_pylist()
     channels = arr.field("numChannels").to_pylist()
     frames = arr.field("numFrames").to_pylist()
@@ -137,7 +138,7 @@ def run_pipelined(
                         errors[start + j] = msg
             if last:
                 yield pa.StructArray.from_arrays(
-                    [pa.array(results, type=result_type), pa.array(errors, type=pa.string())],
+                    [arrow.from_python(results, result_type), arrow.strings(errors)],
                     names=["result", "error"],
                 )
 

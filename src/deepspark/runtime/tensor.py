@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from deepspark.models.loader import ModelRef
+from deepspark.runtime import _arrow as arrow
 from deepspark.runtime._pipeline import model_failure
 from deepspark.runtime.threads import task_gpu, task_threads
 
@@ -84,9 +85,7 @@ class TensorModelTask:
         return tensors
 
     def _predict(self, model: Any, rows: list[list[np.ndarray]]) -> list[dict[str, Any]]:
-        feed = {
-            name: np.stack([r[i] for r in rows]) for i, name in enumerate(self.input_names)
-        }
+        feed = {name: np.stack([r[i] for r in rows]) for i, name in enumerate(self.input_names)}
         out = model.predict(feed)
         flat = {
             n: np.asarray(out[n]).reshape(len(rows), -1).astype(np.float32)
@@ -129,6 +128,6 @@ class TensorModelTask:
                         except Exception as exc:  # noqa: BLE001
                             errors[i] = model_failure(exc)
             yield pa.StructArray.from_arrays(
-                [pa.array(results, type=result_type), pa.array(errors, type=pa.string())],
+                [arrow.from_python(results, result_type), arrow.strings(errors)],
                 names=["result", "error"],
             )

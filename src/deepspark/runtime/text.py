@@ -18,6 +18,7 @@ import numpy as np
 
 from deepspark.models.cache import worker_cached
 from deepspark.models.text import ResolvedTextModel
+from deepspark.runtime import _arrow as arrow
 from deepspark.runtime._pipeline import model_failure
 from deepspark.runtime.engine import softmax
 from deepspark.runtime.threads import task_gpu, task_threads
@@ -263,8 +264,8 @@ class TextModelTask:
                 end = start + len(arr)
                 yield pa.StructArray.from_arrays(
                     [
-                        pa.array(results[start:end], type=result_type),
-                        pa.array(errors[start:end], type=pa.string()),
+                        arrow.from_python(results[start:end], result_type),
+                        arrow.strings(errors[start:end]),
                     ],
                     names=["result", "error"],
                 )
