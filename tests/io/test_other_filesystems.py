@@ -144,3 +144,23 @@ def test_cli_predict_reads_another_filesystem(
     assert rows["chelsea.png"].error is None and rows["chelsea.png"].predictions
     assert rows["empty.jpg"].error and rows["notes.jpg"].error
     assert "5 files" in stdout.getvalue() or "5/5" in stdout.getvalue()
+
+
+def test_paths_without_a_scheme_follow_the_default_filesystem(
+    spark, folder: Path, mounted: str
+) -> None:
+    """On a cluster whose fs.defaultFS is HDFS, "/data/notes" is an HDFS folder, as for
+    Spark's own sources; with the local default (local mode) it is a local folder."""
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    table = mounted.split("/")[2]
+    before = conf.get("fs.defaultFS")
+    conf.set("fs.defaultFS", f"viewfs://{table}/")
+    try:
+        files = files_to_read(spark, "/data/txt")
+        assert files.column == "content"
+        rows = deepspark.read_text(spark, "/data/txt", unit="paragraph").collect()
+    finally:
+        conf.set("fs.defaultFS", before or "file:///")
+    local = deepspark.read_text(spark, str(folder / "txt"), unit="paragraph").collect()
+    assert _by_name(rows, "origin") == _by_name(local, "origin")
+    assert files_to_read(spark, str(folder / "txt")).column == "path"

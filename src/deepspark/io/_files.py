@@ -24,6 +24,7 @@ __all__ = [
     "listed_paths",
     "local_path",
     "no_content_reason",
+    "on_local_fs",
     "paths_frame",
     "read_local_file",
     "uri_form",
@@ -121,10 +122,26 @@ def listed_paths(
     paths = [path] if isinstance(path, str) else list(path)
     if not paths:
         raise InvalidParameterError("no input path given: pass a file, folder or glob")
-    local = _local_listing(paths, recursive=recursive, glob=glob)
-    if local is not None:
-        return local
+    if on_local_fs(spark, paths):
+        local = _local_listing(paths, recursive=recursive, glob=glob)
+        if local is not None:
+            return local
     return spark_listed_paths(spark, paths, recursive=recursive, glob=glob)
+
+
+def on_local_fs(spark: SparkSession, paths: Sequence[str]) -> bool:
+    """Whether every path names local (or mounted) files: ``file:`` paths and URIs, and
+    paths without a scheme while Hadoop's default filesystem is the local one.
+
+    On a cluster whose ``fs.defaultFS`` is HDFS (YARN, usually), ``/data/photos`` is an
+    HDFS folder, as Spark's own sources read it.
+    """
+    if any(local_path(p) is None for p in paths):
+        return False
+    if all(p.startswith("file:") for p in paths):
+        return True
+    conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]
+    return str(conf.get("fs.defaultFS") or "file:///").startswith("file:")
 
 
 def spark_listed_paths(
@@ -385,7 +402,7 @@ def files_to_read(
     'path'
     """
     paths = _checked(path, sample_ratio, num_partitions)
-    if all(local_path(p) is not None for p in paths):
+    if on_local_fs(spark, paths):
         listed = listed_paths(spark, paths, recursive=recursive, glob=glob)
         if sample_ratio < 1.0:
             rng = random.Random(seed)
