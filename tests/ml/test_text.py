@@ -182,6 +182,32 @@ def test_driver_side_errors(spark, tmp_path: Path) -> None:
         deepspark.TextClassifier().transform(text)
 
 
+def test_driver_checks_the_model_once_per_file(spark) -> None:
+    """The driver checks a text model's inputs by loading it once per content hash: the
+    signature is kept in a record keyed by the hash, a damaged record is rewritten, and
+    no ONNX Runtime session stays in the driver (it never runs the model)."""
+    from deepspark.models import cache
+    from deepspark.models.loader import BACKENDS
+    from deepspark.models.text import _checked_signature, resolve_text_model
+
+    def resolve():
+        return resolve_text_model(
+            spark, model_name=None, model=None, task="embedding", max_length=128
+        )
+
+    ref = resolve().ref
+    record = cache.cache_dir("signatures") / f"{ref.file.sha256}.json"
+    loaded = BACKENDS["onnx"](ref.file.driver_path, 1, None).signature
+    record.write_text("{not json")  # damaged: loaded again and rewritten
+    assert _checked_signature(ref) == loaded
+    assert json.loads(record.read_text())["inputs"][0]["name"] == loaded.inputs[0].name
+    assert _checked_signature(ref) == loaded  # from the record this time
+    for key in [k for k in cache._WORKER_CACHE if ref.file.sha256 in k]:
+        del cache._WORKER_CACHE[key]  # sessions other tests ran in this process
+    assert resolve().input_names == tuple(loaded.input_names)
+    assert not any(ref.file.sha256 in key for key in cache._WORKER_CACHE)
+
+
 def test_pooling_equals_sentence_transformers_pooling() -> None:
     import torch
     from sentence_transformers.sentence_transformer.modules.pooling import Pooling
