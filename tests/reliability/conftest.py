@@ -82,11 +82,11 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def busy_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A classifier with real convolution work (~20 ms per image on one core), so a job
-    over a few hundred images lasts long enough (several seconds of tasks) to inject a
-    fault in its middle and retry one that hit a worker between tasks."""
+    """A classifier with real convolution work (~30 ms per image on one core), so a job
+    over a few hundred images lasts long enough (tasks of seconds) to inject a fault
+    in its middle and retry one that hit a worker between tasks."""
     return tiny_onnx_classifier(
-        tmp_path_factory.mktemp("models") / "busy.onnx", size=64, conv_channels=32, conv_layers=6
+        tmp_path_factory.mktemp("models") / "busy.onnx", size=64, conv_channels=32, conv_layers=9
     )
 
 

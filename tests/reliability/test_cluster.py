@@ -40,7 +40,8 @@ def predict(
     worker per task (the predictor reads and decodes its own files), so the busiest
     worker is always the model's; read_images' decoding UDF is a second worker per task
     that goes back to the pool, where a kill fails nothing, once its rows are decoded.
-    Both run in 8 tasks, several waves on the 2 executors, so faults land mid-job.
+    Both run in several waves of tasks on the 2 executors (8 and 6 tasks of a few
+    seconds each), so faults land mid-job and a kill that missed can be retried.
     """
     from pyspark.sql import functions as F
 
@@ -49,7 +50,7 @@ def predict(
 
     predictor = deepspark.DeepImagePredictor(**predictor_kwargs(model, size))
     if paths:
-        files = deepspark.list_paths(spark, str(folder), num_partitions=8)
+        files = deepspark.list_paths(spark, str(folder), num_partitions=6)
         out = predictor.setInputCol("path").transform(files)
         rows = out.select(F.col("path").alias("origin"), "predictions", "error").collect()
         rows = [{**r.asDict(), "origin": uri_form(r["origin"])} for r in rows]

@@ -81,3 +81,32 @@ def test_readers_and_loops_leave_workers_without_pandas(spark, inputs: Path) -> 
     answers = probe.collect()
     assert len({r.pid for r in answers}) >= 2
     assert not any(r.pandas for r in answers), answers
+
+
+def test_arrow_columns_equal_pa_array_and_refuse_32_bit_overflow() -> None:
+    """What the loops build from buffers equals pa.array's result, and a batch past
+    Spark's 32-bit offsets raises with what to do instead of wrapping around."""
+    from deepspark.runtime import _arrow
+
+    seg = pa.struct([("start", pa.float64()), ("end", pa.float64())])
+    kinds = {
+        pa.list_(pa.float32()): [np.arange(3, dtype=np.float32), None, []],
+        pa.list_(pa.list_(pa.float32())): [[np.ones(2), np.zeros(1)], [], None],
+        pa.struct([("segments", pa.list_(seg)), ("speechRatio", pa.float64())]): [
+            {"segments": [{"start": 0.5, "end": 1.0}], "speechRatio": 0.25},
+            None,
+            {"segments": [], "speechRatio": 0.0},
+        ],
+        pa.struct([("label", pa.string()), ("score", pa.float32())]): [
+            {"label": "pos", "score": np.float32(0.9)},
+            None,
+        ],
+        pa.binary(): [b"\x00\x01", None, b""],
+    }
+    for arrow_type, values in kinds.items():
+        plain = [v.tolist() if isinstance(v, np.ndarray) else v for v in values]
+        got = _arrow.from_python(values, arrow_type)
+        got.validate(full=True)
+        assert got.equals(pa.array(plain, type=arrow_type)), arrow_type
+    with pytest.raises(ValueError, match="maxRecordsPerBatch"):
+        _arrow.offsets32([2**30, 2**30])

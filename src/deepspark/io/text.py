@@ -88,7 +88,6 @@ def _decode_batch(
     read: Iterable[tuple[bytes | None, str | None]], paths: list[str], unit: str, encoding: str
 ) -> Any:
     """``(content, read error)`` per file -> list<struct<origin, text, error>> per file."""
-    import numpy as np
     import pyarrow as pa
 
     from deepspark.io._files import no_content_reason, uri_form
@@ -112,8 +111,7 @@ def _decode_batch(
         [arrow.strings(origins), arrow.strings(texts), arrow.strings(errors)],
         fields=list(_item_type()),
     )
-    offsets = np.zeros(len(counts) + 1, dtype=np.int32)
-    np.cumsum(counts, out=offsets[1:])
+    offsets = arrow.offsets32(counts)
     return pa.Array.from_buffers(
         pa.list_(_item_type()), len(counts), [None, pa.py_buffer(offsets)], children=[items]
     )

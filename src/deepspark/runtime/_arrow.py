@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["booleans", "from_python", "numeric", "strings", "to_numpy"]
+__all__ = ["booleans", "from_python", "numeric", "offsets32", "strings", "to_numpy"]
 
 
 def numeric(values: np.ndarray) -> Any:
@@ -58,6 +58,25 @@ def to_numpy(arr: Any) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, count=arr.offset + len(arr))[arr.offset :]
 
 
+def offsets32(lengths: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Arrow's 32-bit offsets for values of these lengths (0, l0, l0 + l1, ...).
+
+    Spark's Arrow columns use 32-bit offsets: more than 2**31 - 1 bytes or items in
+    one batch raises (numpy's int32 sum would wrap around silently).
+
+    >>> offsets32([2, 0, 3]).tolist()
+    [0, 2, 2, 5]
+    """
+    total = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(np.asarray(lengths, dtype=np.int64), out=total[1:])
+    if total[-1] > np.iinfo(np.int32).max:
+        raise ValueError(
+            f"{int(total[-1])} bytes or values in one Arrow batch, over Spark's 2 GB "
+            "limit: lower spark.sql.execution.arrow.maxRecordsPerBatch (rows per batch)"
+        )
+    return total.astype(np.int32)
+
+
 def booleans(values: np.ndarray) -> Any:
     """A 1-D boolean numpy array as an Arrow BooleanArray (no nulls)."""
     import pyarrow as pa
@@ -80,8 +99,7 @@ def strings(values: Sequence[str | None], binary: bool = False) -> Any:
         encoded = [b"" if v is None else bytes(v) for v in values]
     else:
         encoded = [b"" if v is None else v.encode("utf-8") for v in values]
-    offsets = np.zeros(n + 1, dtype=np.int32)
-    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    offsets = offsets32([len(b) for b in encoded])
     valid = np.fromiter((v is not None for v in values), dtype=bool, count=n)
     bitmap = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
     return pa.Array.from_buffers(
@@ -116,8 +134,7 @@ def from_python(values: Sequence[Any], arrow_type: Any) -> Any:
     if pt.is_list(arrow_type):
         item = arrow_type.value_type
         lengths = np.fromiter((len(v) if v is not None else 0 for v in values), np.int64, n)
-        offsets = np.zeros(n + 1, dtype=np.int32)
-        np.cumsum(lengths, out=offsets[1:])
+        offsets = offsets32(lengths)
         present = [v for v in values if v is not None]
         if pt.is_floating(item) or pt.is_integer(item):
             dtype = item.to_pandas_dtype()
