@@ -383,8 +383,7 @@ def _decode_batch(
             chunks.append(np.zeros(0, np.float32))
             errors.append(decode_error_reason(exc))
     # One flat float buffer + offsets: no Python float objects for millions of samples.
-    offsets = np.zeros(len(chunks) + 1, dtype=np.int32)
-    np.cumsum([c.size for c in chunks], out=offsets[1:])
+    offsets = arrow.offsets32([c.size for c in chunks])
     values = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     audio_type = _arrow_audio_type()
     # Built from buffers: pa.array would import pandas in every fresh worker.

@@ -100,8 +100,7 @@ def strings(values: Sequence[str | None], binary: bool = False) -> Any:
     else:
         encoded = [b"" if v is None else v.encode("utf-8") for v in values]
     offsets = offsets32([len(b) for b in encoded])
-    valid = np.fromiter((v is not None for v in values), dtype=bool, count=n)
-    bitmap = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    bitmap, _ = _validity(values)
     return pa.Array.from_buffers(
         kind, n, [bitmap, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
     )
