@@ -105,3 +105,41 @@ def test_io_commands_share_the_options(capsys: pytest.CaptureFixture[str]) -> No
     for sub in file_commands:
         flags = {flag for action in sub._actions for flag in action.option_strings}
         assert shared <= flags, (sub.prog, shared - flags)
+
+
+def test_missing_path_checked_early_only_on_a_local_default_filesystem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``/data/x`` is a local path unless the master, ``--conf`` or the Hadoop
+    configuration in the environment say the default filesystem is another one: then
+    Spark decides once started, and this early check must not exit 2."""
+    for var in ("HADOOP_CONF_DIR", "YARN_CONF_DIR", "DEEPSPARK_MASTER"):
+        monkeypatch.delenv(var, raising=False)
+    missing = str(tmp_path / "nope")
+    parser = build_parser()
+
+    def check(*extra: str) -> bool:
+        args = parser.parse_args(["predict", missing, *extra])
+        try:
+            common.check_local_paths(args.paths, args)
+        except common.UsageError:
+            return True
+        return False
+
+    assert check() and check("--master", "local[2]")
+    assert check("--conf", "spark.hadoop.fs.defaultFS=file:///")
+    assert not check("--master", "yarn")
+    assert not check("--conf", "spark.hadoop.fs.defaultFS=hdfs://nn:8020")
+    site = tmp_path / "hadoop"
+    site.mkdir()
+    monkeypatch.setenv("HADOOP_CONF_DIR", str(site))
+    assert check()  # no core-site.xml: Hadoop's default, the local filesystem
+    (site / "core-site.xml").write_text(
+        "<configuration><property><name>fs.defaultFS</name>"
+        "<value>hdfs://nn:8020</value></property></configuration>"
+    )
+    assert not check()
+    assert check("--conf", "spark.hadoop.fs.defaultFS=file:///")  # --conf wins
+    monkeypatch.setenv("DEEPSPARK_MASTER", "spark://127.0.0.1:7077")
+    monkeypatch.delenv("HADOOP_CONF_DIR")
+    assert not check()

@@ -164,3 +164,33 @@ def test_paths_without_a_scheme_follow_the_default_filesystem(
     local = deepspark.read_text(spark, str(folder / "txt"), unit="paragraph").collect()
     assert _by_name(rows, "origin") == _by_name(local, "origin")
     assert files_to_read(spark, str(folder / "txt")).column == "path"
+
+
+def test_cli_leaves_paths_without_a_scheme_to_an_hdfs_default(
+    spark, folder: Path, mounted: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a Hadoop configuration whose fs.defaultFS is not local ($HADOOP_CONF_DIR, as
+    on a YARN gateway), ``deepspark predict /data/img`` reads that filesystem instead of
+    exiting 2 because no local /data/img exists."""
+    from deepspark.cli.main import main
+
+    table = mounted.split("/")[2]
+    assert not Path("/data/img").exists()  # the point: only the mounted folder has it
+    (tmp_path / "core-site.xml").write_text(
+        "<configuration><property><name>fs.defaultFS</name>"
+        f"<value>viewfs://{table}/</value></property></configuration>"
+    )
+    monkeypatch.setenv("HADOOP_CONF_DIR", str(tmp_path))
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    before = conf.get("fs.defaultFS")
+    conf.set("fs.defaultFS", f"viewfs://{table}/")  # what that configuration gives Spark
+    out = tmp_path / "p.parquet"
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            rc = main(["predict", "/data/img", "-o", f"file://{out}", "--top-k", "1", "-q"])
+    finally:
+        conf.set("fs.defaultFS", before or "file:///")
+    assert rc == 0
+    rows = {Path(r.path).name: r for r in spark.read.parquet(str(out)).collect()}
+    assert set(rows) == {"chelsea.png", "coffee.png", "rocket.jpg", "empty.jpg", "notes.jpg"}
+    assert rows["coffee.png"].predictions and rows["notes.jpg"].error

@@ -364,3 +364,32 @@ def test_int8_model_agreement_on_held_out_photos(named: tuple) -> None:
     assert agree.mean() >= 0.65
     assert confident.sum() >= 10 and agree[confident].mean() >= 0.9
     assert np.mean([g in t for g, t in zip(got, top5)]) >= 0.9
+
+
+@pytest.mark.slow
+def test_cached_int8_model_is_found_without_the_quantization_tools(named: tuple) -> None:
+    """A second quantize_int8 of the same model, in a fresh interpreter, returns the
+    cached file without importing onnx or ONNX Runtime's quantization package (0.25 s
+    of the driver's first int8 transform in every process)."""
+    import subprocess
+    import sys
+
+    from deepspark.models.optimize import quantize_int8
+
+    path, pre = named
+    made = quantize_int8(path, pre, "input")
+    probe = (
+        "import sys\n"
+        "from deepspark.models.zoo import get_named_model\n"
+        "from deepspark.models.optimize import quantize_int8\n"
+        "m = get_named_model('efficientnet_lite0')\n"
+        "print('PATH', quantize_int8(m.export(), m.preprocess, 'input'))\n"
+        "print('LOADED', sorted(k for k in ('onnx', 'onnxruntime.quantization')"
+        " if k in sys.modules))\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert f"PATH {made}" in res.stdout
+    assert "LOADED []" in res.stdout

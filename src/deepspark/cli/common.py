@@ -223,16 +223,62 @@ def prepare(args: argparse.Namespace, *, paths: bool = True) -> None:
     """Common first steps of a command: logging, then fail fast on missing local paths."""
     setup_logging(getattr(args, "quiet", False), getattr(args, "verbose", False))
     if paths and getattr(args, "paths", None):
-        check_local_paths(args.paths)
+        check_local_paths(args.paths, args)
 
 
-def check_local_paths(paths: Sequence[str]) -> None:
-    """Fail fast (exit 2) on local paths that do not exist; URIs and globs are left to Spark."""
+def check_local_paths(paths: Sequence[str], args: argparse.Namespace | None = None) -> None:
+    """Fail fast (exit 2) on local paths that do not exist; URIs and globs are left to Spark.
+
+    A path without a scheme is only checked here when Hadoop's default filesystem is
+    surely the local one (see :func:`default_fs_is_local`): on a cluster whose default is
+    HDFS, ``/data/photos`` is an HDFS folder, and Spark checks it once started (the same
+    exit code, a few seconds later).
+    """
+    known_local: bool | None = None
     for path in paths:
         if "://" in path or path.startswith("file:") or any(c in path for c in "*?["):
             continue
-        if not os.path.exists(path):
+        if known_local is None:
+            known_local = default_fs_is_local(args)
+        if known_local and not os.path.exists(path):
             raise UsageError(f"no such file or folder: {path}")
+
+
+def default_fs_is_local(args: argparse.Namespace | None = None) -> bool:
+    """Whether, before Spark starts, Hadoop's default filesystem is known to be local.
+
+    It is unless the command names a non-local master (``--master`` or
+    ``$DEEPSPARK_MASTER``), sets ``spark.hadoop.fs.defaultFS`` with ``--conf``, or the
+    environment points at a Hadoop configuration (``$HADOOP_CONF_DIR``,
+    ``$YARN_CONF_DIR``) whose ``core-site.xml`` names another ``fs.defaultFS``.
+    """
+    master = getattr(args, "master", None) or os.environ.get("DEEPSPARK_MASTER") or "local"
+    if not master.startswith("local"):
+        return False
+    conf = dict(getattr(args, "conf", None) or [])
+    if "spark.hadoop.fs.defaultFS" in conf:
+        return conf["spark.hadoop.fs.defaultFS"].startswith("file:")
+    for var in ("HADOOP_CONF_DIR", "YARN_CONF_DIR"):
+        folder = os.environ.get(var)
+        if folder and not _core_site_default_fs(Path(folder, "core-site.xml")).startswith("file:"):
+            return False
+    return True
+
+
+def _core_site_default_fs(core_site: Path) -> str:
+    """``fs.defaultFS`` of a Hadoop ``core-site.xml`` (``file:///`` when unset or absent)."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.parse(core_site).getroot()
+    except FileNotFoundError:
+        return "file:///"
+    except (OSError, ET.ParseError):
+        return "unknown:"  # unreadable: leave the path to Spark
+    for prop in root.iter("property"):
+        if (prop.findtext("name") or "").strip() in ("fs.defaultFS", "fs.default.name"):
+            return (prop.findtext("value") or "").strip() or "file:///"
+    return "file:///"
 
 
 # --------------------------------------------------------------------------------------

@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from deepspark.cli.output import output_format, read_results, write_results
     from deepspark.ml.audio import SpeechDetector
 
-    check_local_paths(args.paths)
+    check_local_paths(args.paths, args)
     fmt = output_format(args.output) if args.output else "parquet"  # bad extension: exit 2
     detector = SpeechDetector(  # bad settings raise here, before Spark starts
         inputCol="content",

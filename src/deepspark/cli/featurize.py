@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from deepspark.cli.output import output_format, write_results
     from deepspark.ml.image import DeepImageFeaturizer
 
-    check_local_paths(args.paths)
+    check_local_paths(args.paths, args)
     fmt = output_format(args.output) if args.output else "parquet"  # usage error early
     model_kwargs = _model_kwargs(args.model)
     if args.layer:
