@@ -481,3 +481,71 @@ def test_trusted_pickle_without_shapes_is_scripted(files, net) -> None:  # type:
     x = np.random.default_rng(2).random((2, 3, *SIZE), dtype=np.float32)
     got = model.predict({model.signature.input_names[0]: x})["output"]
     assert np.max(np.abs(got - _torch_ref(net, x))) <= TOL
+
+
+_CHECK_AGAIN = """
+import json, sys
+from deepspark.models.api import checked_model
+spec, sig = checked_model(sys.argv[1], input_shapes=[(-1, 3, 32, 32)])
+print(json.dumps([spec.backend, str(spec.path), str(sig), "torch" in sys.modules]))
+"""
+
+
+def test_checked_model_remembers_a_file_it_checked(
+    files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver loads (and converts) a PyTorch file once; later checks, in this
+    process or another, read the record and import no framework. A copy elsewhere has
+    the same content, so the record serves it too, with its own path."""
+    import json
+    import os
+    import shutil
+    import subprocess
+
+    from deepspark.models.api import checked_model
+
+    monkeypatch.setenv("DEEPSPARK_CACHE_DIR", str(tmp_path / "cache"))
+    spec, sig = checked_model(files["torchscript"], input_shapes=[(-1, 3, *SIZE)])
+    assert spec.backend == "onnx" and spec.path != files["torchscript"]  # converted
+    assert sig.inputs[0].shape[1:] == (3, *SIZE) and sig.outputs[0].shape[-1] == 10
+    records = list((tmp_path / "cache" / "checked-models").glob("*.json"))
+    assert len(records) == 1
+    moved = tmp_path / "moved.pt"
+    shutil.copyfile(files["torchscript"], moved)
+    for source in (files["torchscript"], moved):
+        res = subprocess.run(
+            [sys.executable, "-c", _CHECK_AGAIN, str(source)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "DEEPSPARK_CACHE_DIR": str(tmp_path / "cache")},
+            check=False,
+        )
+        assert res.returncode == 0, res.stderr[-2000:]
+        backend, path, text, torch_loaded = json.loads(res.stdout.strip().splitlines()[-1])
+        assert (backend, path, text) == (spec.backend, str(spec.path), str(sig))
+        assert not torch_loaded
+    # A damaged record is checked again and written anew.
+    records[0].write_text("{not json")
+    assert checked_model(files["torchscript"], input_shapes=[(-1, 3, *SIZE)]) == (spec, sig)
+    assert json.loads(records[0].read_text())["signature"] == sig.to_json()
+
+
+def test_checked_model_checks_a_changed_or_untrusted_file_again(
+    files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record never vouches for other content, nor for a pickle without trust_pickle."""
+    import shutil
+
+    from deepspark.models.api import checked_model
+
+    monkeypatch.setenv("DEEPSPARK_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / "net.pt"
+    shutil.copyfile(files["torchscript"], path)
+    checked_model(path, input_shapes=[(-1, 3, *SIZE)])
+    path.write_bytes(b"PK\x03\x04 not a TorchScript archive any more")
+    with pytest.raises(ModelLoadError):
+        checked_model(path, input_shapes=[(-1, 3, *SIZE)])
+    checked_model(files["pickle"], trust_pickle=True, input_shapes=[(-1, 3, *SIZE)])
+    with pytest.raises(UnsafeModelError):
+        checked_model(files["pickle"], input_shapes=[(-1, 3, *SIZE)])

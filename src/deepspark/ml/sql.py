@@ -78,7 +78,7 @@ def register_udf(spark: SparkSession, name: str, transformer_or_model: Any) -> A
             spec, model = prepare_model(obj)
             sig = model.signature
             outs = sig.output_names or ["output"]
-            task = tensor_task(spark, spec, model, sig.input_names, outs)
+            task = tensor_task(spark, spec, sig, sig.input_names, outs)
         else:
             raise InvalidParameterError(
                 f"register_udf takes an ImageModelTransformer, DeepImagePredictor, "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyspark import keyword_only
 from pyspark.ml import Transformer
@@ -23,13 +23,16 @@ from deepspark.ml.params import (
     model_param_value,
 )
 
+if TYPE_CHECKING:  # pragma: no cover
+    from deepspark.models.base import Signature
+
 __all__ = ["ModelTransformer", "tensor_task"]
 
 
 def tensor_task(
     spark: Any,
     spec: Any,
-    model: Any,
+    sig: Signature,
     in_cols: list[str],
     out_cols: list[str],
     *,
@@ -39,11 +42,10 @@ def tensor_task(
     batch_size: int = 64,
     threads: int = 0,
 ) -> Any:
-    """Validate columns against a prepared model's signature; the executor task."""
+    """Validate columns against a checked model's signature; the executor task."""
     from deepspark.models.torch import output_names as default_output_names
     from deepspark.runtime.tensor import TensorModelTask
 
-    sig = model.signature
     names = input_names or sig.input_names
     if len(names) != len(in_cols) or set(names) - set(sig.input_names):
         raise SignatureError(
@@ -187,7 +189,7 @@ class ModelTransformer(
         return self.getOrDefault(param) if self.isDefined(param) else None
 
     def _build_task(self, spark: Any) -> Any:
-        from deepspark.models.api import prepare_model
+        from deepspark.models.api import checked_model
 
         if not self.getModel():
             raise InvalidParameterError("ModelTransformer needs model=<path of a model>")
@@ -200,7 +202,7 @@ class ModelTransformer(
             raise InvalidParameterError(
                 f"inputShapes has {len(shapes)} shapes for {len(in_cols)} inputCols"
             )
-        spec, model = prepare_model(
+        spec, signature = checked_model(
             self.getModel(),
             framework=self.getFramework() or None,
             engine=self.getEngine(),
@@ -210,7 +212,7 @@ class ModelTransformer(
         task = tensor_task(
             spark,
             spec,
-            model,
+            signature,
             in_cols,
             out_cols,
             shapes=shapes,

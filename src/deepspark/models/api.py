@@ -34,13 +34,29 @@ from deepspark.errors import (
     ModelNotFoundError,
 )
 from deepspark.models.base import Model
-from deepspark.models.cache import bundle_files, cache_dir, path_sha256, ship_file
+from deepspark.models.cache import (
+    bundle_files,
+    cache_dir,
+    path_sha256,
+    read_record,
+    ship_file,
+    write_record,
+)
 from deepspark.models.loader import BACKENDS, ModelRef
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark import SparkContext
 
-__all__ = ["ModelSpec", "load_model", "prepare_model", "ENGINES", "PROBE_TOLERANCE"]
+    from deepspark.models.base import Signature
+
+__all__ = [
+    "ENGINES",
+    "PROBE_TOLERANCE",
+    "ModelSpec",
+    "checked_model",
+    "load_model",
+    "prepare_model",
+]
 
 log = get_logger(__name__)
 
@@ -171,7 +187,9 @@ def _export_torch_module(module: Any, shapes: Shapes | None, engine: str) -> Mod
         try:
             tmp = export_module(module, out_dir / f"{os.getpid()}.onnx", names, shapes, "onnx")
             onnx = ModelSpec("onnx", _content_name(tmp, ".onnx"))
-            if engine == "onnxruntime" or _outputs_match(_TorchCallable(module, names), onnx, shapes):
+            if engine == "onnxruntime" or _outputs_match(
+                _TorchCallable(module, names), onnx, shapes
+            ):
                 return onnx
             log.info("ONNX export of the nn.Module differs from PyTorch; using TorchScript")
         except ModelError:
@@ -423,7 +441,9 @@ def prepare_model(
             "cannot convert %s to ONNX (%s); using %s", spec.path, _first_line(exc), spec.backend
         )
         converted = None
-    if converted is not None and (engine == "onnxruntime" or _outputs_match(native, converted, shapes)):
+    if converted is not None and (
+        engine == "onnxruntime" or _outputs_match(native, converted, shapes)
+    ):
         return converted, converted.load(threads=None)
     if engine == "onnxruntime":
         raise InvalidParameterError(
@@ -432,6 +452,87 @@ def prepare_model(
             "input_shapes); use engine='auto' or 'native'"
         )
     return spec, native
+
+
+#: Frameworks whose check :func:`checked_model` remembers: slow to load in the driver
+#: (TensorFlow's import alone is seconds) and whole in the file or folder it hashes. An
+#: ONNX file may keep its weights in a separate file, a Caffe model its prototxt next to
+#: it; both load in a fraction of a second and are checked every time.
+_RECORDED_FRAMEWORKS = ("keras", "tensorflow", "torch")
+#: bump when a record's content, or what a check decides, changes
+_RECORD_VERSION = 1
+
+
+def checked_model(
+    source: str | os.PathLike[str],
+    *,
+    framework: str | None = None,
+    engine: str = "auto",
+    trust_pickle: bool = False,
+    input_shapes: Any = None,
+) -> tuple[ModelSpec, Signature]:
+    """:func:`prepare_model` for a model file: the spec to ship and its signature.
+
+    A transformer needs only these two. Loading a Keras or TensorFlow model for them
+    costs the driver seconds (importing TensorFlow) and memory it never uses again, so
+    the first check of a Keras, TensorFlow or PyTorch file keeps its outcome (which
+    file and engine executors run, and the signature) in a record keyed by the file's
+    content, the settings and the converters installed; later jobs and processes read
+    it. A changed file has another hash and is checked again, and a record is only
+    written for a file that passed.
+
+    Examples
+    --------
+    >>> spec, sig = checked_model("classifier.keras")              # doctest: +SKIP
+    >>> spec.backend, sig.input_names                              # doctest: +SKIP
+    ('keras', ['image'])
+    """
+    from deepspark.models.base import Signature
+    from deepspark.models.resolve import canonical_framework, detect_framework, local_model_path
+
+    path = local_model_path(os.fspath(source))
+    _check_file(path)
+    fw = canonical_framework(framework) if framework else detect_framework(path)
+    shapes = _norm_shapes(input_shapes)
+    key = None
+    if fw in _RECORDED_FRAMEWORKS and engine in ENGINES:
+        from deepspark import __version__
+
+        converters = [available(m) for m in ("torch", "onnx", "onnxruntime", "tf2onnx")]
+        key = hashlib.sha256(
+            repr(
+                (_RECORD_VERSION, __version__, path_sha256(path), fw, engine, trust_pickle)
+                + (shapes, converters)
+            ).encode()
+        ).hexdigest()
+        data = read_record("checked-models", key)
+        if data is not None:
+            try:
+                recorded = Path(data["path"]) if data["path"] else path
+                spec = ModelSpec(
+                    str(data["backend"]),
+                    recorded,
+                    tuple((str(k), v) for k, v in data["options"]),
+                )
+                if spec.backend in BACKENDS and recorded.exists():
+                    return spec, Signature.from_json(data["signature"])
+            except (KeyError, TypeError, ValueError):
+                pass  # a damaged record: check the file and write it again
+    spec, model = prepare_model(
+        path, framework=fw, engine=engine, trust_pickle=trust_pickle, input_shapes=shapes
+    )
+    options = [[k, v] for k, v in spec.options]
+    if key is not None and all(isinstance(v, (str, int, float, bool)) for _, v in options):
+        record = {
+            "backend": spec.backend,
+            # The source itself by "" (it may be moved or renamed: the hash still holds);
+            # an export or conversion in deepspark's cache by its path.
+            "path": "" if spec.path == path else str(spec.path),
+            "options": options,
+            "signature": model.signature.to_json(),
+        }
+        write_record("checked-models", key, record)
+    return spec, model.signature
 
 
 def load_model(

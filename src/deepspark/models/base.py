@@ -5,12 +5,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from deepspark.errors import SignatureError
 
-__all__ = ["TensorSpec", "Signature", "Model"]
+__all__ = ["Model", "Signature", "TensorSpec"]
 
 
 @dataclass(frozen=True)
@@ -55,13 +56,35 @@ class Signature:
         outs = ", ".join(map(str, self.outputs))
         return f"({ins}) -> ({outs})"
 
+    def to_json(self) -> dict[str, list[dict[str, Any]]]:
+        """Plain data for a JSON record; :meth:`from_json` reads it back.
+
+        >>> sig = Signature((TensorSpec("x", "float32", (-1, 3)),))
+        >>> Signature.from_json(sig.to_json()) == sig
+        True
+        """
+        return {
+            side: [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in tensors]
+            for side, tensors in (("inputs", self.inputs), ("outputs", self.outputs))
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Signature:
+        """The signature :meth:`to_json` wrote (KeyError/TypeError/ValueError if malformed)."""
+
+        def specs(side: str) -> tuple[TensorSpec, ...]:
+            return tuple(
+                TensorSpec(str(t["name"]), str(t["dtype"]), tuple(int(d) for d in t["shape"]))
+                for t in data[side]
+            )
+
+        return cls(inputs=specs("inputs"), outputs=specs("outputs"))
+
     def check_inputs(self, batch: Mapping[str, np.ndarray]) -> None:
         """Raise :class:`SignatureError` when ``batch`` does not fit the inputs."""
         missing = [n for n in self.input_names if n not in batch]
         if missing:
-            raise SignatureError(
-                f"model input(s) {missing} not given; the model expects {self}"
-            )
+            raise SignatureError(f"model input(s) {missing} not given; the model expects {self}")
         for spec in self.inputs:
             arr = batch[spec.name]
             if len(spec.shape) and arr.ndim != len(spec.shape):

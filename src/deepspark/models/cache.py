@@ -9,6 +9,7 @@ worker loads it once and keeps it (Spark reuses Python workers between tasks).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import threading
@@ -24,13 +25,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyspark import SparkContext
 
 __all__ = [
+    "ShippedFile",
+    "bundle_files",
     "cache_dir",
     "file_sha256",
     "path_sha256",
-    "bundle_files",
-    "ShippedFile",
+    "read_record",
     "ship_file",
     "worker_cached",
+    "write_record",
 ]
 
 log = get_logger(__name__)
@@ -45,6 +48,28 @@ def cache_dir(*parts: str) -> Path:
     path = Path(root, *parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def read_record(folder: str, key: str) -> dict[str, Any] | None:
+    """The JSON record ``key`` in the cache folder ``folder``; None if absent or unreadable.
+
+    Records keep what the driver learnt by loading a model file (its signature, which
+    engine runs it), keyed by the file's content hash, so later jobs and processes need
+    not load it again only to check it.
+    """
+    try:
+        data = json.loads((cache_dir(folder) / f"{key}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_record(folder: str, key: str, data: dict[str, Any]) -> None:
+    """Write the record ``key`` atomically: a concurrent driver never reads half of one."""
+    record = cache_dir(folder) / f"{key}.json"
+    tmp = record.with_name(f"{record.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, record)
 
 
 _HASHES: dict[tuple[str, int, int], str] = {}

@@ -188,12 +188,13 @@ def resolve_image_model(
     """Resolve, validate and ship an image model; ``role`` is "logits" or "features".
 
     ``model`` is a path of any supported framework (see :func:`deepspark.load_model`);
-    it is loaded here, on the driver, so a bad file fails before any task starts.
+    it is checked here, on the driver, so a bad file fails before any task starts (a
+    Keras, TensorFlow or PyTorch file once per content: :func:`~deepspark.models.api.checked_model`).
     ``quantize="int8"`` ships a static int8 copy of the model (ONNX only, made once and
     cached). Named models also get their normalisation fused into the graph so that
     executors feed raw uint8 pixels (see :mod:`deepspark.models.optimize`).
     """
-    from deepspark.models.api import prepare_model
+    from deepspark.models.api import checked_model
     from deepspark.models.optimize import QUANTIZE_MODES, quantize_int8
 
     quantize = (quantize or "none").lower()
@@ -206,14 +207,13 @@ def resolve_image_model(
         path = local_model_path(model)
         # The preprocessing fixes the input shape: it lets TorchScript models (which do
         # not record shapes) be converted to ONNX and probed.
-        model_spec, loaded = prepare_model(
+        model_spec, sig = checked_model(
             str(path),
             framework=framework or None,
             engine=engine,
             trust_pickle=trust_pickle,
             input_shapes=[preprocess.input_shape()],
         )
-        sig = loaded.signature
         if len(sig.inputs) != 1:
             raise SignatureError(
                 f"an image model needs exactly one input; {path} has {sig}; use "

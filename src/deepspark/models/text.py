@@ -29,7 +29,14 @@ from deepspark.errors import (
     ModelNotFoundError,
     SignatureError,
 )
-from deepspark.models.cache import ShippedFile, cache_dir, file_sha256, ship_file
+from deepspark.models.cache import (
+    ShippedFile,
+    cache_dir,
+    file_sha256,
+    read_record,
+    ship_file,
+    write_record,
+)
 from deepspark.models.loader import ModelRef
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -396,33 +403,20 @@ def _checked_signature(ref: ModelRef) -> Signature:
     driver, which never runs it: the signature of a file that loaded is kept in a small
     JSON record keyed by its hash, and later jobs (and processes) read that instead.
     """
-    from deepspark.models.base import Signature, TensorSpec
+    from deepspark.models.base import Signature
     from deepspark.models.loader import BACKENDS
 
-    record = cache_dir("signatures") / f"{ref.file.sha256}.json"
-    try:
-        data = json.loads(record.read_text())
-        return Signature(
-            inputs=tuple(
-                TensorSpec(t["name"], t["dtype"], tuple(t["shape"])) for t in data["inputs"]
-            ),
-            outputs=tuple(
-                TensorSpec(t["name"], t["dtype"], tuple(t["shape"])) for t in data["outputs"]
-            ),
-        )
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # no record yet (or an unreadable one): load the file
+    data = read_record("signatures", ref.file.sha256)
+    if data is not None:
+        try:
+            return Signature.from_json(data)
+        except (KeyError, TypeError, ValueError):
+            pass  # a damaged record: load the file and write it again
     # Not ModelRef.load: its per-process cache would keep the session in the driver.
     signature = BACKENDS[ref.framework](
         ref.file.driver_path, 1, None, **dict(ref.options)
     ).signature
-    specs = {
-        side: [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in tensors]
-        for side, tensors in (("inputs", signature.inputs), ("outputs", signature.outputs))
-    }
-    tmp = record.with_name(f"{record.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(specs))
-    os.replace(tmp, record)  # atomic: a concurrent driver never reads half a record
+    write_record("signatures", ref.file.sha256, signature.to_json())
     return signature
 
 
