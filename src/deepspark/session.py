@@ -103,6 +103,13 @@ def session(
     # not whatever `python3` is first on PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):
+        # Under spark-submit the JVM is already running, with spark-submit's --master
+        # and --conf in its system properties. SparkConf reads those only through a
+        # connected gateway: connect first, so that they win over the defaults below.
+        from pyspark import SparkContext
+
+        SparkContext._ensure_initialized()
     spark_conf = SparkConf()
     if not spark_conf.contains("spark.master"):
         spark_conf.setMaster(master or os.environ.get("DEEPSPARK_MASTER", "local[*]"))

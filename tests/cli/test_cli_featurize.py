@@ -41,7 +41,8 @@ def test_json_csv_limit_and_table(spark, photos_dir: Path, tmp_path: Path, capsy
     out = tmp_path / "f.json"
     assert main(["featurize", str(photos_dir), "-o", str(out), "--limit", "2"]) == 0
     printed = capsys.readouterr().out
-    assert "2 files, 2 featurized, 0 errors" in printed and "1280" in printed
+    assert "progress: 2/2 files (100%)" in printed
+    assert "2 files: 2 ok, 0 errors" in printed and "1280" in printed
     rows = spark.read.json(str(out)).collect()
     assert len(rows) == 2 and all(len(r.features) == 1280 for r in rows)
 

@@ -143,3 +143,24 @@ def test_missing_path_checked_early_only_on_a_local_default_filesystem(
     monkeypatch.setenv("DEEPSPARK_MASTER", "spark://127.0.0.1:7077")
     monkeypatch.delenv("HADOOP_CONF_DIR")
     assert not check()
+
+
+def test_setting_spark_refuses_is_a_usage_error_with_its_reason(tmp_path: Path) -> None:
+    """``--conf spark.executor.memory=abc`` is well formed, but spark-submit refuses it
+    and the JVM exits: the message gives Spark's reason (not a Java install hint), exit 2.
+    A fresh interpreter: this process's tests share one running JVM."""
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [sys.executable, "-m", "deepspark.cli.main", "predict", str(tmp_path)]
+        + ["--conf", "spark.executor.memory=abc", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert res.returncode == 2, res.stderr[-2000:]
+    line = one_error_line(res.stderr, "predict")
+    assert "Executor memory must be a positive number" in line
+    assert "--conf" in line and "Java 17" not in line

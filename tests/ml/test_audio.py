@@ -326,7 +326,10 @@ def test_cli_detect_speech(spark: Any, clips_dir: Path, tmp_path: Path, capsys: 
     code = main(["detect-speech", str(clips_dir), "--output", str(output), "--show", "5"])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "5 files, 2 with speech, 2 without, 1 errors" in printed
+    # Progress, the shared summary (errors by reason) and the command's own line.
+    assert "progress: 5/5 files (100%)" in printed
+    assert "5 files: 4 ok, 1 errors" in printed and "2 with speech, 2 without" in printed
+    assert "not an audio file" in printed
     rows = [
         json.loads(line)
         for part in output.glob("part-*.json")

@@ -369,11 +369,15 @@ def write_and_summarize(
     total: int | None,
     unit: str = "files",
     show: Callable[[Any, DataFrame], None] | None = None,
+    progress_unit: str | None = None,
+    extra: Callable[[DataFrame], str] | None = None,
 ) -> int:
     """Write ``result`` to ``--output`` (or a temporary Parquet) with progress, then summarize.
 
-    ``show(console, written)`` prints a table of the written rows unless ``--quiet`` or
-    ``--show 0``. Returns the exit code (0).
+    ``total`` items of ``progress_unit`` (default ``unit``) are what progress counts;
+    the summary counts the written rows, in ``unit``. ``show(console, written)`` prints
+    a table of the written rows unless ``--quiet`` or ``--show 0``; ``extra(written)``
+    is one more summary line (a command's own figures). Returns the exit code (0).
     """
     import shutil
     import tempfile
@@ -388,12 +392,20 @@ def write_and_summarize(
         tmpdir = tempfile.mkdtemp(prefix="deepspark-")
         output = os.path.join(tmpdir, "results.parquet")
     try:
-        job = run_job(spark, lambda: write_results(result, output), total, args.quiet, unit)
+        job = run_job(
+            spark,
+            lambda: write_results(result, output),
+            total,
+            args.quiet,
+            progress_unit or unit,
+        )
         written = read_results(spark, output, like=result)
         if show is not None and getattr(args, "show", 0) > 0 and not args.quiet:
             show(out, written)
         if not args.quiet:
             print_summary(out, summarize(written, job, output=args.output, unit=unit))
+            if extra is not None:
+                out.print(extra(written), markup=False)
     finally:
         if tmpdir:
             shutil.rmtree(tmpdir, ignore_errors=True)

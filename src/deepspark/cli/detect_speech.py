@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from deepspark.cli.common import (
-    EXIT_OK,
     add_io_options,
     add_spark_options,
     check_local_paths,
-    console,
     input_files,
     spark_session,
+    write_and_summarize,
 )
 
 
@@ -75,11 +70,12 @@ def format_segments(segments: list[Any] | None, most: int = 6) -> str:
 def run(args: argparse.Namespace) -> int:
     from pyspark.sql import functions as F
 
-    from deepspark.cli.output import output_format, read_results, write_results
+    from deepspark.cli.output import output_format
     from deepspark.ml.audio import SpeechDetector
 
     check_local_paths(args.paths, args)
-    fmt = output_format(args.output) if args.output else "parquet"  # bad extension: exit 2
+    if args.output:
+        output_format(args.output)  # an unknown extension: exit 2 before Spark starts
     detector = SpeechDetector(  # bad settings raise here, before Spark starts
         inputCol="content",
         threshold=args.threshold,
@@ -89,40 +85,27 @@ def run(args: argparse.Namespace) -> int:
     )
     detector._settings()
 
-    out = console(args.quiet)
-    started = time.time()
     spark = spark_session(args)
-    files, _, column = input_files(spark, args, count=False)
+    files, total, column = input_files(spark, args)
     result = (
         detector.setInputCol(column)
         .transform(files)
         .select("path", "speech", "speechRatio", "error")
     )
 
-    # Written once, then read back: the summary and table do not run the model again.
-    workdir = None if args.output else tempfile.mkdtemp(prefix="deepspark-")
-    target = args.output or os.path.join(str(workdir), "speech.parquet")
-    try:
-        write_results(result, target, fmt)
-        written = read_results(spark, target, like=result)
+    def show(console: Any, written: Any) -> None:
+        _print_table(console, written.orderBy("path").limit(args.show).collect())
+
+    def speaking(written: Any) -> str:
+        ratio = F.col("speechRatio")
         stats = written.agg(
-            F.count(F.lit(1)).alias("files"),
-            F.count("error").alias("errors"),
-            F.sum(F.when(F.col("speechRatio") > 0, 1).otherwise(0)).alias("speaking"),
+            F.sum(F.when(ratio > 0, 1).otherwise(0)).alias("yes"),
+            F.sum(F.when(ratio == 0, 1).otherwise(0)).alias("no"),
         ).first()
-        if args.show and not args.quiet:
-            _print_table(out, written.orderBy("path").limit(args.show).collect())
-    finally:
-        if workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
-    if not args.quiet:
-        n, errors, speaking = stats["files"], stats["errors"], stats["speaking"] or 0
-        elapsed = time.time() - started
-        out.print(
-            f"{n} files, {speaking} with speech, {n - errors - speaking} without, "
-            f"{errors} errors, {elapsed:.1f}s" + (f" -> {args.output}" if args.output else "")
-        )
-    return EXIT_OK
+        return f"{stats['yes'] or 0} with speech, {stats['no'] or 0} without"
+
+    # Written once, then read back: the summary and table do not run the model again.
+    return write_and_summarize(args, spark, result, total=total, show=show, extra=speaking)
 
 
 def _print_table(console: Any, rows: list[Any]) -> None:

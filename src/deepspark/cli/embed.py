@@ -85,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
 
     spark = spark_session(args)
     # --limit counts files, whatever the unit; lines and paragraphs are not known ahead,
-    # so progress counts files only with --unit file.
-    files, total, column = input_files(spark, args, count=args.unit == "file")
+    # so progress counts files and the summary the written rows (lines, paragraphs).
+    files, total, column = input_files(spark, args)
     texts = text_rows(files, column, unit=args.unit, encoding=args.encoding)
     embedder = TextEmbedder(
         inputCol="text", batchSize=args.batch_size, maxLength=args.max_length, **model_kwargs
@@ -107,7 +107,9 @@ def run(args: argparse.Namespace) -> int:
         _print_table(console, written.orderBy(*order).limit(args.show).collect())
 
     unit = "files" if args.unit == "file" else f"{args.unit}s"
-    return write_and_summarize(args, spark, result, total=total, unit=unit, show=show)
+    return write_and_summarize(
+        args, spark, result, total=total, unit=unit, show=show, progress_unit="files"
+    )
 
 
 def _print_table(console: Any, rows: list[Any]) -> None:

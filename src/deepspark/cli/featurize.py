@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from deepspark.cli.common import (
-    EXIT_OK,
     add_io_options,
     add_spark_options,
     check_local_paths,
-    console,
     input_files,
     spark_session,
+    write_and_summarize,
 )
 
 
@@ -57,22 +53,20 @@ def run(args: argparse.Namespace) -> int:
     from pyspark.ml.functions import vector_to_array
     from pyspark.sql import functions as F
 
-    from deepspark.cli.output import output_format, write_results
+    from deepspark.cli.output import output_format
     from deepspark.ml.image import DeepImageFeaturizer
 
     check_local_paths(args.paths, args)
-    fmt = output_format(args.output) if args.output else "parquet"  # usage error early
+    if args.output:
+        output_format(args.output)  # an unknown extension: exit 2 before Spark starts
     model_kwargs = _model_kwargs(args.model)
     if args.layer:
         model_kwargs["layer"] = args.layer
 
-    out = console(args.quiet)
-    started = time.time()
     spark = spark_session(args)
-    files, _, input_col = input_files(spark, args, count=False)
+    files, total, input_col = input_files(spark, args)
     featurizer = DeepImageFeaturizer(inputCol=input_col, batchSize=args.batch_size, **model_kwargs)
-    featurized = featurizer.transform(files)
-    result = featurized.select(
+    result = featurizer.transform(files).select(
         "path",
         F.when(F.col("features").isNotNull(), vector_to_array("features", "float32")).alias(
             "features"
@@ -80,39 +74,11 @@ def run(args: argparse.Namespace) -> int:
         "error",
     )
 
-    tmpdir = None
-    output = args.output
-    if output is None:
-        tmpdir = tempfile.mkdtemp(prefix="deepspark-")
-        output = os.path.join(tmpdir, "features.parquet")
-    try:
-        write_results(result, output, fmt)
-        # Summaries come from what was written: the network runs once per file.
-        written = (
-            spark.read.option("header", "true").csv(output)
-            if fmt == "csv"
-            else spark.read.format(fmt).load(output)
-        )
-        for column in ("features", "error"):  # JSON leaves out all-null columns
-            if column not in written.columns:
-                written = written.withColumn(column, F.lit(None).cast("string"))
-        summary = written.agg(
-            F.count(F.lit(1)).alias("rows"), F.count("error").alias("errors")
-        ).first()
-        if args.show and not args.quiet:
-            _print_table(out, written.orderBy("path").limit(args.show).collect())
-    finally:
-        if tmpdir:
-            shutil.rmtree(tmpdir, ignore_errors=True)
-    elapsed = time.time() - started
-    if not args.quiet:
-        rows, errors = summary["rows"], summary["errors"]
-        out.print(
-            f"{rows} files, {rows - errors} featurized, {errors} errors, "
-            f"{elapsed:.1f}s ({rows / max(elapsed, 1e-9):.1f} files/s)"
-            + (f" -> {args.output}" if args.output else "")
-        )
-    return EXIT_OK
+    def show(console: Any, written: Any) -> None:
+        _print_table(console, written.orderBy("path").limit(args.show).collect())
+
+    # Written once, then read back: the summary and table do not run the network again.
+    return write_and_summarize(args, spark, result, total=total, show=show)
 
 
 def _print_table(console: Any, rows: list[Any]) -> None:

@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from deepspark.errors import (
     DeepSparkError,
@@ -81,9 +82,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - a failed Spark job: one line, exit 1
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "JAVA_GATEWAY_EXITED" in first:
+            refused = _jvm_start_error(common.spark_log_path)
+            if refused is not None:  # spark-submit refused a setting: a usage error
+                print(
+                    f"deepspark {args.command}: error: Spark did not start: {refused} "
+                    f"(check --master and --conf){_log_hint()}",
+                    file=sys.stderr,
+                )
+                return EXIT_USAGE
             first += " Is Java 17+ installed, and JAVA_HOME right?"
         print(f"deepspark {args.command}: failed: {first}{_log_hint()}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _jvm_start_error(log: Path | None) -> str | None:
+    """Why spark-submit refused its arguments, from Spark's log; None for other failures.
+
+    A well-formed but invalid ``--conf`` (``spark.executor.memory=abc``) makes the JVM
+    exit while it checks its arguments, and PySpark only reports that the Java gateway
+    exited; the reason is in the log the JVM's stderr went to.
+    """
+    try:
+        text = log.read_text(errors="replace") if log is not None else ""
+    except OSError:
+        return None
+    if "SparkSubmitArguments" not in text:
+        return None
+    for line in text.splitlines():
+        if line.startswith('Exception in thread "main" ') and ": " in line:
+            return line.split(": ", 1)[1].strip()[:300] or None
+    return None
 
 
 def _log_hint() -> str:

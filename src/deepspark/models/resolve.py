@@ -125,8 +125,9 @@ def detect_framework(path: Path) -> str:
     except OSError:
         pass
     raise InvalidParameterError(
-        f"cannot tell the framework of {path}; pass framework= (onnx, torch, keras, "
-        "tensorflow, caffe)"
+        f"cannot tell the framework of {path}: give the file its framework's extension "
+        "(.onnx, .keras/.h5, .pt/.pt2, .caffemodel) or, in Python, pass framework= (onnx, "
+        "torch, keras, tensorflow, caffe)"
     )
 
 
