@@ -35,6 +35,7 @@ def test_embed_lines_to_parquet(
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "4 lines: 3 ok, 1 errors" in printed and "not valid utf-8" in printed
+    assert "error: not valid utf-8" in printed  # the table's row, readable at 80 columns
     rows = cli_spark.read.parquet(str(out)).collect()
     assert sorted(rows[0].asDict()) == ["embedding", "error", "origin", "text"]
     # The same line in two files has the same embedding, and a paraphrase is close.

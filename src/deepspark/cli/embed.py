@@ -114,14 +114,16 @@ def run(args: argparse.Namespace) -> int:
 
 def _print_table(console: Any, rows: list[Any]) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(show_lines=False)
     table.add_column("file", overflow="ellipsis", no_wrap=True, max_width=24)
     has_text = bool(rows) and "text" in rows[0].asDict()
     if has_text:
         table.add_column("text", overflow="ellipsis", no_wrap=True, max_width=30)
-    table.add_column("embedding", no_wrap=True)
-    table.add_column("error", overflow="fold", min_width=20)
+    # A row has an embedding or an error, never both: one column keeps the error
+    # readable on an 80-column terminal (a separate error column was squeezed to nothing).
+    table.add_column("embedding or error", overflow="fold", min_width=26)
     for row in rows:
         values = row.asDict()  # JSON output omits null columns
         vector = values.get("embedding")
@@ -131,5 +133,6 @@ def _print_table(console: Any, rows: list[Any]) -> None:
         cells = [Path(str(values["origin"])).name]
         if has_text:
             cells.append((values.get("text") or "").replace("\n", " "))
-        table.add_row(*cells, shown, values.get("error") or "")
+        error = values.get("error")
+        table.add_row(*cells, Text(f"error: {error}", style="red") if error else shown)
     console.print(table)
