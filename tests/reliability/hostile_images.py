@@ -261,8 +261,17 @@ def cases() -> list[Case]:
             "dangling_symlink.jpg",
             _symlink_to("does-not-exist.jpg"),
             error="cannot read file: broken symbolic link",
-            # a path column is read by the predictor; a binary column holds no bytes
-            kind_errors={"path": "No such file or directory", "binary": "input is null"},
+            # a binary column holds no bytes; a path column is read by the predictor,
+            # with the readers' reason
+            kind_errors={"binary": "input is null"},
+        ),
+        Case(
+            "named_pipe.jpg",
+            os.mkfifo,
+            # Opening a FIFO waits for a writer: read as a file it would hang the task.
+            error="not a regular file",
+            # Spark's binaryFile source lists it with no bytes.
+            kind_errors={"binary": "empty file (0 bytes)"},
         ),
     ]
     for o in range(1, 9):

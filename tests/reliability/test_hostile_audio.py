@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import numpy as np
+import pytest
 
 
 def _encode(subtype: str, frames: int = 800, channels: int = 1, fmt: str = "WAV") -> bytes:
@@ -59,3 +60,29 @@ def test_read_audio_one_row_per_hostile_input(spark: Any, tmp_path: Path) -> Non
             assert row["error"] is not None and error in row["error"], (name, row["error"])
             assert "\n" not in row["error"]
             assert (audio["sampleRate"], audio["numChannels"], audio["numFrames"]) == (-1,) * 3
+
+
+@pytest.mark.timeout(600)  # a named pipe read as a file blocks: fail, do not hang
+def test_speech_detector_over_paths_one_row_per_hostile_input(spark: Any, tmp_path: Path) -> None:
+    """``SpeechDetector(inputCol="path")`` reads each file itself: the same one-line
+    reasons as read_audio for a named pipe, a broken link and a folder named like audio."""
+    import os
+
+    import deepspark
+
+    cases = {n: c for n, c in audio_cases().items() if n in ("pcm16.wav", "text.wav", "empty.wav")}
+    for name, (content, _, _) in cases.items():
+        (tmp_path / name).write_bytes(content)
+    os.mkfifo(tmp_path / "pipe.wav")
+    (tmp_path / "gone.wav").symlink_to(tmp_path / "missing.wav")
+    paths = [str(tmp_path / n) for n in [*cases, "pipe.wav", "gone.wav"]] + [str(tmp_path)]
+    df = spark.createDataFrame([(p,) for p in paths], "path string")
+    rows = deepspark.SpeechDetector(inputCol="path").transform(df).collect()
+    errors = {Path(r["path"]).name: r["error"] for r in rows}
+    assert len(rows) == len(paths)
+    assert errors["pcm16.wav"] is None
+    for name in ("text.wav", "empty.wav"):
+        assert cases[name][1] in errors[name], errors[name]
+    assert "not a regular file" in errors["pipe.wav"]
+    assert "broken symbolic link" in errors["gone.wav"]
+    assert "not a regular file" in errors[tmp_path.name]

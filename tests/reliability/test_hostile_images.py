@@ -97,6 +97,8 @@ def test_read_images_one_row_per_hostile_input(spark: Any, hostile: Any) -> None
     assert peaks and max(peaks) < MAX_WORKER_RSS, f"python worker peak RSS {peaks}"
 
 
+# A named pipe read as a file blocks forever: a regression must fail, not hang the suite.
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("input_kind", ["struct", "binary", "path"])
 def test_predictor_one_row_per_hostile_input(
     spark: Any, hostile: Any, tiny_model: Path, input_kind: str
@@ -149,6 +151,7 @@ def test_exif_orientations_are_upright_and_identical(spark: Any, hostile: Any) -
         assert np.abs(arr - reference).mean() < 6, row["image"]["origin"]
 
 
+@pytest.mark.timeout(600)
 def test_cli_predict_one_row_per_hostile_input(spark: Any, hostile: Any, tmp_path: Path) -> None:
     """``deepspark predict`` over the hostile folder: exit 0, one output row per input."""
     from _reliability import tiny_onnx_classifier

@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
 __all__ = [
+    "FileReadError",
     "FilesToRead",
     "files_to_read",
     "list_files",
@@ -26,6 +27,7 @@ __all__ = [
     "no_content_reason",
     "on_local_fs",
     "paths_frame",
+    "read_file_bytes",
     "read_local_file",
     "uri_form",
 ]
@@ -428,6 +430,22 @@ def files_to_read(
 
 #: Larger files are refused unread (Spark's binaryFile source has the same limit).
 MAX_FILE_BYTES = 2**31 - 1
+
+
+class FileReadError(OSError):
+    """A local file that cannot be read; its message is the row's ``error`` value."""
+
+
+def read_file_bytes(path: str) -> bytes:
+    """The content of the local file ``path``, or :class:`FileReadError` saying why not.
+
+    What the predictors' path inputs read with: a FIFO named by a path would block the
+    task forever, and a file past :data:`MAX_FILE_BYTES` cannot become one Spark row.
+    """
+    content, reason = read_local_file(path)
+    if content is None:
+        raise FileReadError(reason or "no file content")
+    return content
 
 
 def read_local_file(path: str) -> tuple[bytes | None, str | None]:

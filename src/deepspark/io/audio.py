@@ -222,7 +222,9 @@ def _check_wav_complete(fh: Any) -> None:
 
 def decode_error_reason(exc: BaseException) -> str:
     """The one-line ``error`` value for an exception raised while preparing audio."""
-    if isinstance(exc, (AudioDecodeError, InvalidParameterError)):
+    from deepspark.io._files import FileReadError
+
+    if isinstance(exc, (AudioDecodeError, InvalidParameterError, FileReadError)):
         return str(exc)
     if isinstance(exc, FileNotFoundError):
         return f"file not found: {exc.filename or exc}"

@@ -78,7 +78,9 @@ def _reason(exc: BaseException) -> str:
     """A one-line, stable reason for a decoding failure."""
     from PIL import Image, UnidentifiedImageError
 
-    if isinstance(exc, ImageDecodeError):
+    from deepspark.io._files import FileReadError
+
+    if isinstance(exc, (ImageDecodeError, FileReadError)):
         return str(exc)
     if isinstance(exc, UnidentifiedImageError):
         return "cannot identify image file (not an image, or a format Pillow cannot read)"

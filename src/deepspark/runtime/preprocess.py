@@ -86,14 +86,15 @@ class ImagePreprocess:
 
 def read_path(path: str) -> bytes:
     """Read a file given as a local path, ``file:`` path or URI, or any pyarrow-supported URI."""
-    from deepspark.io._files import local_path
+    from deepspark.io._files import local_path, read_file_bytes
 
     local = local_path(path)
     if local is not None:
         # Hadoop form ("file:/a #1.jpg") keeps characters literal; "file:///" URIs are
-        # percent-decoded (a '#' in a name must not be taken for a URI fragment).
-        with open(local, "rb") as fh:
-            return fh.read()
+        # percent-decoded (a '#' in a name must not be taken for a URI fragment). Not a
+        # plain open(): a FIFO would block the task forever; unreadable files, broken
+        # links and folders raise FileReadError with the readers' one-line reasons.
+        return read_file_bytes(local)
     import pyarrow.fs as pafs
 
     uri = path.replace("s3a://", "s3://", 1).replace("s3n://", "s3://", 1)
