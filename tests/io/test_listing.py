@@ -110,6 +110,51 @@ def test_python_listing_matches_sparks_for_files_and_several_roots(
         assert ("a.jpg" in _names(fast)) == (glob == "*.jpg")
 
 
+@pytest.mark.parametrize(
+    "pattern", ["*.jpg", "{a,b}.*", "[ab].*", "[^a].*", "deep/*/c.jpg", "_year=2024/*", "k=v/*"]
+)
+def test_globs_in_the_path_match_sparks(spark: object, tricky: Path, pattern: str) -> None:
+    """Hadoop's glob syntax in a local path, matched in Python: the same files as
+    Spark's own glob (which the next test shows failing on some names)."""
+    path = f"{tricky}/{pattern}"
+    fast = _local_listing([path], recursive=True, glob=None)
+    assert fast is not None and fast  # matched in Python, and something matched
+    assert fast == spark_listed_paths(spark, [path], recursive=True, glob=None)
+    assert listed_paths(spark, path) == fast
+
+
+def test_globs_and_loops_that_spark_cannot_list(
+    spark: object, photos_dir: Path, tmp_path: Path
+) -> None:
+    """A file name with a colon (a timestamp) in a globbed folder made Hadoop's glob fail
+    the whole read ("Relative path in absolute URI"); a link back to a parent folder
+    repeated every file ~40 times until the path was too long. Both list every real file
+    once, and the readers read them."""
+    import deepspark
+
+    photo = next(p for p in sorted(photos_dir.iterdir()) if p.suffix == ".png")
+    for name in ("a.jpg", "2024-01-01T10:00.jpg", "d.png"):
+        shutil.copyfile(photo, tmp_path / name)
+    assert _names(listed_paths(spark, f"{tmp_path}/*.png")) == ["d.png"]
+    assert _names(listed_paths(spark, f"{tmp_path}/{{a,2024*}}.jpg")) == [
+        "2024-01-01T10:00.jpg",
+        "a.jpg",
+    ]
+    rows = deepspark.read_images(spark, f"{tmp_path}/*.jpg").collect()
+    assert len(rows) == 2 and all(r["error"] is None for r in rows)
+    with pytest.raises(InputNotFoundError):
+        listed_paths(spark, f"{tmp_path}/*.gif")
+
+    looped = tmp_path / "looped"
+    (looped / "sub").mkdir(parents=True)
+    shutil.copyfile(photo, looped / "sub" / "only.png")
+    os.symlink(looped, looped / "self")
+    os.symlink(looped, looped / "sub" / "up")
+    assert _names(listed_paths(spark, str(looped))) == ["only.png"]
+    rows = deepspark.read_images(spark, str(looped)).collect()
+    assert len(rows) == 1 and rows[0]["error"] is None
+
+
 def test_frame_has_one_row_per_path_split_by_count(spark: object, folder: Path) -> None:
     listed = listed_paths(spark, str(folder))
     df = paths_frame(spark, listed, num_partitions=3)

@@ -182,16 +182,31 @@ _GLOB_CHARS = frozenset("*?[]{}\\")
 
 def _local_listing(paths: Sequence[str], *, recursive: bool, glob: str | None) -> list[str] | None:
     """Spark's listing of local folders and files, done in Python; None when the input
-    needs Spark's own listing (a remote filesystem, a glob in the path, a name filter
-    beyond ``*``/``?``, or ``recursive=False``)."""
+    needs Spark's own listing (a remote filesystem, an escape in a glob, a name filter
+    beyond ``*``/``?``, or ``recursive=False``).
+
+    Globs in the path (``*``, ``?``, ``[ab]``, ``[^a]``, ``{a,b}``, as Hadoop's) are
+    matched here too: Hadoop's own glob fails the whole listing on a file name with a
+    colon anywhere in a folder it scans (``2024-01-01T10:00.jpg``: "Relative path in
+    absolute URI").
+    """
     if not recursive or (glob and any(c in _GLOB_CHARS - {"*", "?"} for c in glob)):
         return None
-    roots = [local_path(p) for p in paths]
-    if any(r is None or any(c in _GLOB_CHARS for c in r) for r in roots):
-        return None
+    roots: list[str] = []
+    for path in paths:
+        local = local_path(path)
+        if local is None or "\\" in local:
+            return None
+        if not any(c in _GLOB_CHARS for c in local):
+            roots.append(local)
+            continue
+        matches = _glob_local(local)
+        if not matches:
+            raise _not_found(paths)
+        # Spark keeps the matches whose own name is not hidden, then lists them.
+        roots += [m for m in matches if not spark_hidden(os.path.basename(m))]
     found: set[str] = set()
     for root in roots:
-        assert root is not None  # checked above
         root = os.path.abspath(root)
         if os.path.isfile(root):
             # Spark skips a hidden file even when it is named (a hidden folder named as a
@@ -207,6 +222,51 @@ def _local_listing(paths: Sequence[str], *, recursive: bool, glob: str | None) -
     return sorted("file:" + f for f in found)
 
 
+def _glob_local(pattern: str) -> list[str]:
+    """Local paths matching a Hadoop glob (``{a,b}`` alternatives, ``[^a]`` negation)."""
+    import glob as globbing
+
+    found: set[str] = set()
+    for alternative in _expand_braces(pattern):
+        python = alternative.replace("[^", "[!")
+        found.update(globbing.glob(python, include_hidden=True))
+    return sorted(found)
+
+
+def _expand_braces(pattern: str) -> list[str]:
+    """``"a{b,c{d,e}}f"`` -> ``["abf", "acdf", "acef"]`` (Hadoop glob alternatives).
+
+    >>> _expand_braces("/p/{x,y}/*.{jpg,png}")
+    ['/p/x/*.jpg', '/p/x/*.png', '/p/y/*.jpg', '/p/y/*.png']
+    """
+    start = pattern.find("{")
+    if start < 0:
+        return [pattern]
+    depth, options, begin = 0, [], start + 1
+    for i in range(start, len(pattern)):
+        c = pattern[i]
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                options.append(pattern[begin:i])
+                head, tail = pattern[:start], pattern[i + 1 :]
+                return [
+                    x for option in options for x in _expand_braces(head + option + tail)
+                ]
+        elif c == "," and depth == 1:
+            options.append(pattern[begin:i])
+            begin = i + 1
+    return [pattern]  # an unclosed brace is a literal character
+
+
+def _is_ancestor(link: str, here: str) -> bool:
+    """Whether the folder ``link`` resolves to ``here`` or one of its parents."""
+    target = os.path.realpath(link)
+    return here == target or here.startswith(target.rstrip(os.sep) + os.sep)
+
+
 def _visible(name: str, glob: str | None) -> bool:
     """A file name Spark's listing keeps: not hidden, and matching ``glob`` if given."""
     return not spark_hidden(name) and (not glob or fnmatch.fnmatchcase(name, glob))
@@ -215,9 +275,13 @@ def _visible(name: str, glob: str | None) -> bool:
 def _visible_entries(root: str, *, recursive: bool, glob: str | None) -> Iterator[str]:
     """The non-folder entries under the local folder ``root`` that Spark's listing sees
     by name (files, and broken links, which it then drops): hidden folders skipped,
-    links to folders followed, as Spark does."""
+    links to folders followed, as Spark does, except a link back to a folder the walk is
+    in (a loop: it would repeat every file until the path is too long)."""
     for folder, dirs, names in os.walk(root, followlinks=True):
         dirs[:] = [d for d in dirs if not spark_hidden(d)] if recursive else []
+        if any(os.path.islink(os.path.join(folder, d)) for d in dirs):
+            here = os.path.realpath(folder)
+            dirs[:] = [d for d in dirs if not _is_ancestor(os.path.join(folder, d), here)]
         for name in names:
             if _visible(name, glob):
                 yield os.path.join(folder, name)
