@@ -97,6 +97,7 @@ def test_embed_files_to_json_quiet(
         (["embed", ".", "--model", "efficientnet_lite0"], "not a text-embedding"),
         (["embed", ".", "--model", "./no/such/folder"], "no such model folder"),
         (["embed", ".", "--unit", "sentence"], "invalid choice"),
+        (["embed", ".", "--encoding", "bogus"], "unknown encoding 'bogus'"),
         (["embed", ".", "--output", "out.txt"], "out.txt"),
     ],
 )

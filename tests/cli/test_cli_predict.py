@@ -142,3 +142,24 @@ def test_jvm_that_cannot_start_points_to_the_log(photos_dir: Path, tmp_path: Pat
     assert len(lines) == 1 and "Java" in lines[0], proc.stderr
     log = Path(lines[0].split("Spark's log: ")[1].rstrip(")"))
     assert str(tmp_path / "no-java") in log.read_text()
+
+
+def test_empty_input_warns_and_failed_write_names_the_java_cause(
+    photos_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No input files: exit 0 with a warning saying why nothing shows. An output Spark
+    cannot create: one line with the Java cause ("Parent path is not a directory: ..."), not only the
+    Py4J call that failed ("An error occurred while calling o99.save")."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["predict", str(empty), "--show", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: no input files in" in err and str(empty) in err
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    one = photos_dir / sorted(os.listdir(photos_dir))[0]
+    assert main(["predict", str(one), "-o", str(blocker / "out.parquet"), "-q"]) == 1
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Parent path is not a directory" in lines[0], lines
+    assert str(blocker) in lines[0]
+    assert "An error occurred while calling" not in lines[0]

@@ -164,3 +164,33 @@ def test_setting_spark_refuses_is_a_usage_error_with_its_reason(tmp_path: Path) 
     line = one_error_line(res.stderr, "predict")
     assert "Executor memory must be a positive number" in line
     assert "--conf" in line and "Java 17" not in line
+
+
+def test_output_that_writing_would_destroy_is_refused(tmp_path: Path) -> None:
+    """Spark replaces whatever is at --output: the user's own file, or a folder of other
+    things, is refused before Spark starts; a folder of earlier results is replaced."""
+    parser = build_parser()
+
+    def check(output: Path | str) -> str | None:
+        args = parser.parse_args(["predict", str(tmp_path), "-o", str(output)])
+        try:
+            common.check_output_path(args)
+        except common.UsageError as exc:
+            return str(exc)
+        return None
+
+    notes = tmp_path / "notes.json"
+    notes.write_text("my notes\n")
+    assert "existing file" in (check(notes) or "")
+    mine = tmp_path / "exports.json"  # a folder of the user's own files
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("...")
+    (mine / "part-of-it.txt").write_text("...")
+    assert "'thesis.txt'" in (check(mine) or "")
+    earlier = tmp_path / "predictions.parquet"
+    earlier.mkdir()
+    for name in ("part-00000-x.snappy.parquet", "_SUCCESS", ".part-00000-x.snappy.parquet.crc"):
+        (earlier / name).write_bytes(b"")
+    assert check(earlier) is None and check(tmp_path / "new.parquet") is None
+    assert check("s3a://bucket/out.parquet") is None  # not ours to look at
+    assert notes.read_text() == "my notes\n" and (mine / "thesis.txt").exists()

@@ -97,6 +97,17 @@ def test_paragraph_unit(spark, text_dir: Path) -> None:
     assert rows["latin1.txt"][0].error is not None and rows["latin1.txt"][0].text is None
 
 
+def test_utf16_file_error_names_utf16_and_it_then_reads(spark, tmp_path: Path) -> None:
+    """A UTF-16 file (byte-order mark FF FE) is not valid UTF-8; the error says to pass
+    encoding='utf-16', which reads it. latin-1, the hint for other non-UTF-8 files,
+    would "read" it as text full of NUL characters."""
+    (tmp_path / "notes16.txt").write_bytes("héllo wörld\nsecond line\n".encode("utf-16"))
+    [row] = deepspark.read_text(spark, str(tmp_path)).collect()
+    assert row["text"] is None and "encoding='utf-16'" in row["error"]
+    [row] = deepspark.read_text(spark, str(tmp_path), encoding="utf-16").collect()
+    assert row["error"] is None and row["text"] == "héllo wörld\nsecond line\n"
+
+
 def test_bad_arguments_raise_before_any_task(spark, tmp_path: Path) -> None:
     with pytest.raises(deepspark.InvalidParameterError, match="unit"):
         deepspark.read_text(spark, str(tmp_path), unit="sentence")

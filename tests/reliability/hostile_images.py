@@ -162,6 +162,14 @@ def _cmyk(path: Path) -> None:
     Image.new("CMYK", (24, 16), (0, 255, 255, 0)).save(path, "JPEG", quality=95)  # red
 
 
+def _float_unit(path: Path) -> None:
+    # Pillow mode F with values in [0, 1] (left to right thirds: 0, 0.5, 1), as
+    # scientific tools write float images.
+    arr = np.zeros((8, 9), dtype=np.float32)
+    arr[:, 3:6], arr[:, 6:] = 0.5, 1.0
+    Image.fromarray(arr, mode="F").save(path, "TIFF")
+
+
 def _color_check(color: tuple[int, int, int]) -> Callable[[np.ndarray], None]:
     def check(rgb: np.ndarray) -> None:
         mean = rgb.reshape(-1, 3).mean(0)
@@ -249,6 +257,8 @@ def cases() -> list[Case]:
         Case("one_pixel.png", lambda p: _rgb(1, 1).save(p, "PNG"), (1, 1), 3),
         Case("wide_20000x20.png", lambda p: _rgb(20_000, 20).save(p, "PNG"), (20_000, 20), 3),
         Case("gray16.png", _gray16, (9, 8), 1, check=_gray16_check),
+        # the same thirds as gray16.png: 0 / 128 / 255, not all black
+        Case("float_unit.tif", _float_unit, (9, 8), 1, check=_gray16_check),
         Case("cmyk.jpg", _cmyk, (24, 16), 3, check=_red_check),
         Case("palette_transparent.png", _palette_transparent, (10, 10), 4),
         Case("animated.gif", _animated_gif, (12, 10), 3, check=_red_check),

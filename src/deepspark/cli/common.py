@@ -44,6 +44,7 @@ __all__ = [
     "add_io_options",
     "add_spark_options",
     "check_local_paths",
+    "check_output_path",
     "console",
     "example",
     "input_files",
@@ -220,10 +221,44 @@ def setup_logging(quiet: bool = False, verbose: bool = False) -> None:
 
 
 def prepare(args: argparse.Namespace, *, paths: bool = True) -> None:
-    """Common first steps of a command: logging, then fail fast on missing local paths."""
+    """Common first steps of a command: logging, then fail fast on missing local paths
+    and on an ``--output`` that writing would destroy."""
     setup_logging(getattr(args, "quiet", False), getattr(args, "verbose", False))
     if paths and getattr(args, "paths", None):
         check_local_paths(args.paths, args)
+        check_output_path(args)
+
+
+def check_output_path(args: argparse.Namespace) -> None:
+    """Refuse (exit 2) a local ``--output`` that is a file or a folder of other things.
+
+    Spark writes a folder of part files and replaces whatever is at the path: ``-o
+    notes.json`` over the user's own file, or ``-o ~/Documents``, would delete it. A
+    folder of earlier results (part files, ``_SUCCESS``, checksums) is replaced, as a
+    rerun expects.
+    """
+    output = getattr(args, "output", None)
+    if not output or ("://" in output and not output.startswith("file:")):
+        return
+    if not output.startswith("file:") and not default_fs_is_local(args):
+        return
+    from deepspark.io._files import local_path
+
+    path = local_path(output) or output
+    if not os.path.lexists(path):
+        return
+    if not os.path.isdir(path):
+        raise UsageError(
+            f"--output {output} is an existing file; Spark writes a folder of part files "
+            "and would replace it: choose a new path, or delete the file first"
+        )
+    foreign = sorted(e for e in os.listdir(path) if not e.startswith(("part-", "_", ".")))
+    if foreign:
+        raise UsageError(
+            f"--output {output} is a folder that does not hold earlier results (it has "
+            f"{foreign[0]!r}{' and others' if len(foreign) > 1 else ''}); writing would "
+            "replace it: choose a new path"
+        )
 
 
 def check_local_paths(paths: Sequence[str], args: argparse.Namespace | None = None) -> None:
@@ -386,6 +421,12 @@ def write_and_summarize(
     from deepspark.cli.progress import print_summary, summarize
 
     out = console(args.quiet)
+    if total == 0 and not args.quiet:  # exit 0 (nothing failed), but say why nothing shows
+        print(
+            f"deepspark {args.command}: warning: no input files in {' '.join(args.paths)} "
+            "(an empty folder, only hidden '_'/'.' names, or no name matching the glob)",
+            file=sys.stderr,
+        )
     tmpdir = None
     output = args.output
     if output is None:

@@ -75,6 +75,9 @@ def _model_kwargs(model: str) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     prepare(args)
+    from deepspark.io.text import check_encoding
+
+    check_encoding(args.encoding)  # exit 2 before Spark starts, as for other bad options
     model_kwargs = _model_kwargs(args.model)
 
     from pyspark.ml.functions import vector_to_array

@@ -11,6 +11,7 @@ from deepspark.cli.common import (
     add_io_options,
     add_spark_options,
     check_local_paths,
+    check_output_path,
     input_files,
     spark_session,
     write_and_summarize,
@@ -57,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from deepspark.ml.image import DeepImageFeaturizer
 
     check_local_paths(args.paths, args)
+    check_output_path(args)
     if args.output:
         output_format(args.output)  # an unknown extension: exit 2 before Spark starts
     model_kwargs = _model_kwargs(args.model)

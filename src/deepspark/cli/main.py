@@ -81,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:  # noqa: BLE001 - a failed Spark job: one line, exit 1
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = _java_cause(exc) or first
         if "JAVA_GATEWAY_EXITED" in first:
             refused = _jvm_start_error(common.spark_log_path)
             if refused is not None:  # spark-submit refused a setting: a usage error
@@ -93,6 +94,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             first += " Is Java 17+ installed, and JAVA_HOME right?"
         print(f"deepspark {args.command}: failed: {first}{_log_hint()}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _java_cause(exc: BaseException) -> str | None:
+    """The innermost Java exception of a Py4J error, whose own text only names the call
+    ("An error occurred while calling o99.save."); None for other errors."""
+    cause = getattr(exc, "java_exception", None)
+    if cause is None:
+        return None
+    try:
+        for _ in range(20):  # a cause chain, never a cycle in practice
+            inner = cause.getCause()
+            if inner is None or inner.equals(cause):
+                break
+            cause = inner
+        text = str(cause.toString()).strip()
+    except Exception:  # noqa: BLE001 - the JVM may be gone: keep the Python text
+        return None
+    return text.splitlines()[0][:500] if text else None
 
 
 def _jvm_start_error(log: Path | None) -> str | None:

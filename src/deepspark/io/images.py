@@ -140,6 +140,12 @@ def _normalise_mode(img: PILImage.Image) -> PILImage.Image:
         arr = np.asarray(img)
         if arr.dtype.kind in "ui" and arr.dtype.itemsize >= 2:
             arr8 = (np.clip(arr, 0, 65535).astype(np.uint32) // 257).astype(np.uint8)
+        elif arr.dtype.kind == "f":
+            # Floats in [0, 1], as scikit-image and most scientific tools write them,
+            # would all round to black; larger values are taken as 0..255.
+            values = np.nan_to_num(arr.astype(np.float64), nan=0.0, posinf=255.0, neginf=0.0)
+            scale = 255.0 if values.size and values.max() <= 1.0 else 1.0
+            arr8 = np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
         else:
             arr8 = np.clip(arr, 0, 255).astype(np.uint8)
         return Image.fromarray(arr8, mode="L")

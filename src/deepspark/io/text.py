@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["UNITS", "decode_text", "read_text", "split_units", "text_rows"]
+__all__ = ["UNITS", "check_encoding", "decode_text", "read_text", "split_units", "text_rows"]
 
 #: What one row holds: a whole file, one line, or one paragraph.
 UNITS = ("file", "line", "paragraph")
@@ -29,6 +29,24 @@ _LB = r"(?:\r\n|\r(?!\n)|\n)"  # \r only alone, so "\r\n" is never two line brea
 _LINE_BREAK = re.compile(_LB)
 # Paragraphs are separated by one or more blank (white-space only) lines.
 _BLANK_LINES = re.compile(rf"{_LB}[ \t\f\v]*(?:{_LB}[ \t\f\v]*)+")
+
+
+def check_encoding(encoding: str) -> None:
+    """Raise :class:`InvalidParameterError` unless Python knows the codec ``encoding``.
+
+    >>> check_encoding("latin-1")
+    >>> check_encoding("bogus")
+    Traceback (most recent call last):
+    ...
+    deepspark.errors.InvalidParameterError: unknown encoding 'bogus'; use a Python codec name such as 'utf-8', 'latin-1' or 'cp1252'
+    """
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise InvalidParameterError(
+            f"unknown encoding {encoding!r}; use a Python codec name such as 'utf-8', "
+            "'latin-1' or 'cp1252'"
+        ) from None
 
 
 def decode_text(data: bytes | None, encoding: str = "utf-8") -> tuple[str | None, str | None]:
@@ -50,6 +68,10 @@ def decode_text(data: bytes | None, encoding: str = "utf-8") -> tuple[str | None
     except UnicodeDecodeError as exc:
         bad = exc.object[exc.start : exc.end]
         hint = "latin-1" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else "utf-8"
+        if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+            hint = "utf-32"  # checked first: the UTF-32 LE mark starts like UTF-16's
+        elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            hint = "utf-16"  # latin-1 would "read" it, as text full of NUL characters
         return None, (
             f"not valid {encoding}: byte 0x{bad[:1].hex()} at offset {exc.start} cannot be "
             f"decoded ({exc.reason}); pass encoding='{hint}' (or the file's encoding) to read it"
@@ -180,13 +202,7 @@ def read_text(
 
     if unit not in UNITS:
         raise InvalidParameterError(f"unit must be one of {', '.join(UNITS)}; got {unit!r}")
-    try:
-        codecs.lookup(encoding)
-    except LookupError:
-        raise InvalidParameterError(
-            f"unknown encoding {encoding!r}; use a Python codec name such as 'utf-8', "
-            "'latin-1' or 'cp1252'"
-        ) from None
+    check_encoding(encoding)
     files, column, _ = files_to_read(spark, path, recursive=recursive, glob=glob)
     return text_rows(files, column, unit=unit, encoding=encoding)
 
