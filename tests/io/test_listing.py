@@ -103,6 +103,9 @@ def test_python_listing_matches_sparks_for_files_and_several_roots(
     fast = listed_paths(spark, hidden)
     assert fast == spark_listed_paths(spark, hidden, recursive=True, glob=None)
     assert _names(fast) == ["e.jpg"]
+    # Only hidden files named: an error saying why, where Spark's reader fails too.
+    with pytest.raises(InputNotFoundError, match="skipped as hidden"):
+        listed_paths(spark, hidden[:2])
     # The name filter applies to named files too.
     for glob in ("*.png", "*.jpg"):
         fast = listed_paths(spark, roots, glob=glob)

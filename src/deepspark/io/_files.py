@@ -206,6 +206,7 @@ def _local_listing(paths: Sequence[str], *, recursive: bool, glob: str | None) -
         # Spark keeps the matches whose own name is not hidden, then lists them.
         roots += [m for m in matches if not spark_hidden(os.path.basename(m))]
     found: set[str] = set()
+    hidden: list[str] = []
     for root in roots:
         root = os.path.abspath(root)
         if os.path.isfile(root):
@@ -213,12 +214,21 @@ def _local_listing(paths: Sequence[str], *, recursive: bool, glob: str | None) -
             # root is listed).
             if _visible(os.path.basename(root), glob):
                 found.add(root)
+            elif spark_hidden(os.path.basename(root)):
+                hidden.append(root)
         elif os.path.isdir(root):
             found.update(_visible_entries(root, recursive=True, glob=glob))
         elif os.path.islink(root):
             return None  # a broken link given by name: Spark's listing decides
         else:
             raise _not_found(paths)
+    if hidden and not found:
+        # Spark's own reader fails here too ("All paths were ignored"); say why.
+        raise InputNotFoundError(
+            f"every file given is skipped as hidden ({', '.join(hidden)}): Spark's listing "
+            "skips names that start with '_' or '.'; rename the file, or give its path in "
+            "a DataFrame column to a predictor (inputCol='path')"
+        )
     return sorted("file:" + f for f in found)
 
 
