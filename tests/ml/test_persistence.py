@@ -87,7 +87,10 @@ def test_users_model_file_is_stored_inside(spark, tmp_path: Path) -> None:
     model.unlink()  # the saved folder must not need the original
 
     g = deepspark.DeepImageFeaturizer.load(str(tmp_path / "saved"))
-    assert Path(g.getModel()) == copy
+    # The loaded transformer runs a copy in deepspark's cache: the saved folder may be
+    # overwritten or deleted while it is in use, as with pyspark's own models.
+    assert Path(g.getModel()).read_bytes() == copy.read_bytes()
+    assert tmp_path / "saved" not in Path(g.getModel()).parents
     assert (g.getLayer(), g.getOrDefault(g.inputSize)) == ("mean", [8, 8])
     solid_png(tmp_path / "red.png", (255, 0, 0))
     files = spark.read.format("binaryFile").load(str(tmp_path / "red.png"))
@@ -205,3 +208,111 @@ def test_pipeline_model_loads_in_a_new_process(spark, tmp_path: Path, photos_dir
         np.testing.assert_allclose(
             [r[2] for r in there[name]], [r[2] for r in here[name]], rtol=1e-6, atol=1e-7
         )
+
+
+def _linear_onnx(path: Path, external: bool = False) -> Path:
+    """x float[N, 3] -> y = x @ W, W = [[1, 2], [3, 4], [5, 6]]; W in ``<name>.data``
+    beside the file with ``external`` (as torch.onnx.export does for large models)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.arange(1, 7, dtype=np.float32).reshape(3, 2), "W")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["y"])],
+        "linear",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])],
+        [w],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if external:
+        onnx.save_model(
+            model,
+            str(path),
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location=f"{path.name}.data",
+            size_threshold=0,
+        )
+    else:
+        onnx.save_model(model, str(path))
+    return path
+
+
+def test_every_transformer_with_a_model_file_stores_it(spark, tmp_path: Path) -> None:
+    """ModelTransformer, TextEmbedder, TextClassifier and AudioModelTransformer keep
+    their model file (or folder) inside the saved folder, as the image transformers do:
+    loaded after the original is gone, they still find it."""
+    onnx_file = _linear_onnx(tmp_path / "src" / "linear.onnx")
+    (tmp_path / "src" / "linear.notes.txt").write_text("not part of the model")
+    (tmp_path / "src" / "linear.checkpoint.pt").write_bytes(b"not part of it either")
+    external = _linear_onnx(tmp_path / "src" / "ext.onnx", external=True)
+    text_dir = tmp_path / "src" / "tiny-text"
+    text_dir.mkdir()
+    (text_dir / "config.json").write_text('{"model_type": "bert"}')
+    (text_dir / "model.onnx").write_bytes(b"weights")
+    stages = {
+        "tensor": deepspark.ModelTransformer(
+            model=str(onnx_file), inputCols=["x"], outputCols=["y"]
+        ),
+        "audio": deepspark.AudioModelTransformer(model=str(onnx_file), inputCol="audio"),
+        "embedder": deepspark.TextEmbedder(model=str(text_dir), inputCol="text"),
+        "classifier": deepspark.TextClassifier(model=str(text_dir), inputCol="text"),
+        "external": deepspark.ModelTransformer(
+            model=str(external), inputCols=["x"], outputCols=["y"]
+        ),
+    }
+    for name, stage in stages.items():
+        stage.write().overwrite().save(str(tmp_path / "saved" / name))
+    # The model and the external weights it names, not every file of the same stem.
+    stored = sorted(p.name for p in (tmp_path / "saved" / "tensor" / "model").iterdir())
+    assert stored == ["linear.onnx"]
+    stored = sorted(p.name for p in (tmp_path / "saved" / "external" / "model").iterdir())
+    assert stored == ["ext.onnx", "ext.onnx.data"]
+    for f in tmp_path.joinpath("src").rglob("*"):
+        if f.is_file():
+            f.unlink()  # the saved folders must not need the originals
+
+    for name, stage in stages.items():
+        loaded = type(stage).load(str(tmp_path / "saved" / name))
+        model = Path(loaded.getModel())
+        assert model.exists() and "src" not in model.parts, (name, model)
+        if name in ("embedder", "classifier"):
+            assert (model / "model.onnx").read_bytes() == b"weights"
+    tensor = deepspark.ModelTransformer.load(str(tmp_path / "saved" / "tensor"))
+    df = spark.createDataFrame([([1.0, 0.0, 1.0],)], "x array<float>")
+    row = tensor.transform(df).select("y", "error").first()
+    assert row.error is None and row.y == [6.0, 8.0]
+
+
+def test_loaded_transformer_saved_over_its_own_folder(spark, tmp_path: Path) -> None:
+    """load(p) then write().overwrite().save(p) (a pipeline refreshed in place): the
+    overwrite deleted the very model copy the writer was to store, and the loaded
+    transformer stopped working. As with pyspark's models, both keep working."""
+    from pyspark.ml import PipelineModel
+
+    model = write_tiny_onnx(tmp_path / "src" / "tiny.onnx")
+    f = deepspark.DeepImageFeaturizer(
+        inputCol="content", model=str(model), layer="mean", **TINY_PARAMS
+    )
+    PipelineModel(stages=[f]).write().overwrite().save(str(tmp_path / "pipe"))
+    f.write().overwrite().save(str(tmp_path / "alone"))
+    model.unlink()
+    solid_png(tmp_path / "red.png", (255, 0, 0))
+    files = spark.read.format("binaryFile").load(str(tmp_path / "red.png"))
+
+    alone = deepspark.DeepImageFeaturizer.load(str(tmp_path / "alone"))
+    alone.write().overwrite().save(str(tmp_path / "alone"))
+    pipe = PipelineModel.load(str(tmp_path / "pipe"))
+    pipe.write().overwrite().save(str(tmp_path / "pipe"))
+    for stage in (
+        alone,
+        pipe,
+        deepspark.DeepImageFeaturizer.load(str(tmp_path / "alone")),
+        PipelineModel.load(str(tmp_path / "pipe")),
+    ):
+        row = stage.transform(files).select("features", "error").first()
+        assert row.error is None
+        np.testing.assert_allclose(row.features.toArray(), [1.0, 0.0, 0.0], atol=1e-6)

@@ -441,10 +441,14 @@ def run_with_fault(
                 continue
             watch.total_tasks = max(watch.total_tasks, stage.numTasks)
             waiting = stage.numTasks - stage.numCompletedTasks - stage.numActiveTasks
+            # The first fault lands mid-stage (tasks done, running and waiting); a retry
+            # only needs a running task: by the time a missed kill is known, the last
+            # tasks may all have started (a CI run's only kill hit a worker between
+            # tasks with 2 done, 2 running, 2 waiting, and no retry followed).
             if (
                 stage.numCompletedTasks >= after_completed
                 and stage.numActiveTasks > 0
-                and waiting > 0
+                and (waiting > 0 or bool(watch.faults))
             ):
                 done = fault()
                 if done is not None:

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 from pyspark import keyword_only
 from pyspark.ml import Transformer
 from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame
 
 from deepspark.errors import InvalidParameterError, ModelNotFoundError, SignatureError
@@ -20,6 +19,7 @@ from deepspark.ml.params import (
     HasNumThreads,
     HasOutputColumn,
 )
+from deepspark.ml.persistence import ModelFilePersistence
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
@@ -50,8 +50,7 @@ class _AudioTransformer(
     HasErrorCol,
     HasBatchSize,
     HasNumThreads,
-    DefaultParamsReadable,
-    DefaultParamsWritable,
+    ModelFilePersistence,
 ):
     """Shared constructor plumbing of the audio transformers."""
 

@@ -3,23 +3,26 @@
 pyspark's :class:`~pyspark.ml.util.DefaultParamsWriter` stores Params as JSON only: a
 transformer whose ``model`` Param points at ``/home/me/net.onnx`` would, once loaded
 on another machine or after the file moved, point at nothing. deepspark's writer
-copies the model file (or folder) INSIDE the saved folder and its reader points the
-loaded transformer at that copy, so a saved transformer, or a ``PipelineModel`` that
-holds one, is self-contained. Named models (``modelName``) are stored by name: their
-weights ship in a package and are found again on load.
+copies the model file (or folder) INSIDE the saved folder, so a saved transformer, or
+a ``PipelineModel`` that holds one, is self-contained. Its reader points the loaded
+transformer at a copy of that folder in deepspark's local cache (keyed by content), so
+the saved folder may be deleted or overwritten while the loaded one runs, as with
+pyspark's own models. Named models (``modelName``) are stored by name: their weights
+ship in a package and are found again on load. Every transformer with a ``model``
+Param (image, tensor, text and audio) saves this way.
 
 Saved layout (``path`` as given to ``save``)::
 
     path/metadata/part-00000   Params as JSON (pyspark's format) + "deepspark" entry
     path/model/<file name>     a copy of the ``model`` file or folder, when one is set,
-                               and of files it needs next to it (same stem: a Caffe
-                               ``.prototxt``, ONNX external data)
+                               and of files it needs next to it (the external data an
+                               ONNX file names, a Caffe model's other half)
 
 >>> import deepspark
 >>> f = deepspark.DeepImageFeaturizer(model="/models/net.onnx")    # doctest: +SKIP
 >>> f.write().overwrite().save("/tmp/featurizer")                   # doctest: +SKIP
 >>> deepspark.DeepImageFeaturizer.load("/tmp/featurizer").getModel()  # doctest: +SKIP
-'/tmp/featurizer/model/net.onnx'
+'/home/me/.cache/deepspark/loaded/local-3f2c.../net.onnx'
 """
 
 from __future__ import annotations
@@ -103,11 +106,32 @@ def _copy_in(spark: SparkSession, source: Path, target_dir: str) -> None:
 
 
 def _copy_out(spark: SparkSession, saved_dir: str, relative: str) -> Path:
-    """A local path for the model copy ``relative`` inside ``saved_dir``."""
+    """A local path for the model copy ``relative`` inside ``saved_dir``.
+
+    Not the saved folder itself: a loaded transformer must keep working when that
+    folder is deleted or overwritten, as pyspark's own models do (``load(p)`` then
+    ``write().overwrite().save(p)`` deleted the very file the writer was to copy). The
+    model folder is copied into the local cache, keyed by its content (copied, not
+    hard-linked: an edit of the saved file in place must not change the cache).
+    """
+    from deepspark.models.cache import cache_dir, path_sha256
+
     local = _local(spark, saved_dir)
     if local is not None:
-        return Path(local, relative)
-    from deepspark.models.cache import cache_dir
+        inside = Path(local, relative)
+        if not inside.exists():
+            return inside  # the reader says what is missing
+        folder = inside.parent
+        target = cache_dir("loaded") / f"local-{path_sha256(folder)[:16]}"
+        if not target.exists():
+            tmp = target.with_name(target.name + f".{os.getpid()}.tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(folder, tmp)
+            try:
+                os.replace(tmp, target)
+            except OSError:  # another process made it first
+                shutil.rmtree(tmp, ignore_errors=True)
+        return target / inside.name
 
     # Models are read by the driver (and shipped to executors from there), so the model
     # folder of a transformer saved on HDFS/S3 is fetched to the local cache once.
@@ -128,20 +152,41 @@ def _copy_out(spark: SparkSession, saved_dir: str, relative: str) -> Path:
 
 
 def _companions(source: Path) -> list[Path]:
-    """Files a model file needs next to it: same stem (``net.prototxt`` for
-    ``net.caffemodel``, ``model.onnx.data`` external weights...) or Caffe's
-    ``deploy.prototxt``."""
+    """Files a model file needs next to it, and only those: an ONNX model's external
+    data files (the locations its tensors name), a Caffe model's other half (same
+    stem, or ``deploy.prototxt``). Other frameworks keep everything in the one file
+    (or folder)."""
     if not source.is_file():
         return []
-    found = [
-        p
-        for p in source.parent.iterdir()
-        if p != source and p.is_file() and p.name.startswith(source.stem + ".")
-    ]
-    deploy = source.with_name("deploy.prototxt")
-    if source.suffix.lower() in (".caffemodel", ".prototxt") and deploy.is_file():
-        found.append(deploy)
-    return sorted(set(found))
+    suffix = source.suffix.lower()
+    found: list[Path] = []
+    if suffix == ".onnx":
+        found = [source.parent / name for name in _onnx_external_data(source)]
+    elif suffix in (".caffemodel", ".prototxt"):
+        other = ".prototxt" if suffix == ".caffemodel" else ".caffemodel"
+        found = [source.with_suffix(other), source.with_name("deploy.prototxt")]
+    return sorted({p for p in found if p != source and p.is_file()})
+
+
+def _onnx_external_data(model: Path) -> set[str]:
+    """The external data files an ONNX model names (relative to its folder)."""
+    from deepspark._deps import available
+
+    if not available("onnx"):
+        # Without onnx the file cannot be parsed: the weights file torch.onnx.export
+        # writes is the only one kept.
+        return {f"{model.name}.data"}
+    import onnx
+
+    proto = onnx.load(str(model), load_external_data=False)
+    tensors = list(proto.graph.initializer)
+    tensors += [a.t for node in proto.graph.node for a in node.attribute if a.HasField("t")]
+    return {
+        entry.value
+        for tensor in tensors
+        for entry in tensor.external_data
+        if entry.key == "location" and "/" not in entry.value and ".." not in entry.value
+    }
 
 
 class ModelFileWriter(DefaultParamsWriter):

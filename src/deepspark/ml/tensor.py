@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 from pyspark import keyword_only
 from pyspark.ml import Transformer
 from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame
 
 from deepspark.errors import InvalidParameterError, SignatureError
@@ -22,6 +21,7 @@ from deepspark.ml.params import (
     HasOutputColumns,
     model_param_value,
 )
+from deepspark.ml.persistence import ModelFilePersistence
 
 if TYPE_CHECKING:  # pragma: no cover
     from deepspark.models.base import Signature
@@ -97,8 +97,7 @@ class ModelTransformer(
     HasNumThreads,
     HasModelSource,
     HasModelLoading,
-    DefaultParamsReadable,
-    DefaultParamsWritable,
+    ModelFilePersistence,
 ):
     """Apply a model of any framework to numeric or array columns.
 

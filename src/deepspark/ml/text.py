@@ -12,7 +12,6 @@ from typing import Any
 from pyspark import keyword_only
 from pyspark.ml import Transformer
 from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import Column, DataFrame
 
 from deepspark.errors import InvalidParameterError
@@ -25,6 +24,7 @@ from deepspark.ml.params import (
     HasNumThreads,
     HasOutputColumn,
 )
+from deepspark.ml.persistence import ModelFilePersistence
 
 __all__ = ["TextClassifier", "TextEmbedder"]
 
@@ -106,8 +106,7 @@ class TextEmbedder(
     Transformer,
     _TextModelParams,
     HasOutputColumn,
-    DefaultParamsReadable,
-    DefaultParamsWritable,
+    ModelFilePersistence,
 ):
     """Embed text with a sentence-embedding model; one vector per row.
 
@@ -194,8 +193,7 @@ class TextEmbedder(
 class TextClassifier(
     Transformer,
     _TextModelParams,
-    DefaultParamsReadable,
-    DefaultParamsWritable,
+    ModelFilePersistence,
 ):
     """Classify text with a Hugging Face sequence-classification model.
 
