@@ -11,13 +11,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import Column, DataFrame
     from pyspark.sql.types import DataType
 
-__all__ = ["image_input_kind", "apply_task"]
+__all__ = ["apply_task", "check_output_columns", "column", "image_input_kind"]
 
 _IMAGE_FIELDS = {"height", "width", "nChannels", "mode", "data"}
 
 
 def column_input_kind(df: DataFrame, column: str, struct_fields: set[str], struct_hint: str) -> str:
-    """"struct" (a struct with ``struct_fields``), "binary" (file bytes) or "path" (paths).
+    """ "struct" (a struct with ``struct_fields``), "binary" (file bytes) or "path" (paths).
 
     ``struct_hint`` names where such structs come from, for the error message.
     """
@@ -41,7 +41,7 @@ def column_input_kind(df: DataFrame, column: str, struct_fields: set[str], struc
 
 
 def image_input_kind(df: DataFrame, column: str) -> str:
-    """"struct" (Spark image struct), "binary" (file bytes) or "path" (file paths)."""
+    """ "struct" (Spark image struct), "binary" (file bytes) or "path" (file paths)."""
     return column_input_kind(
         df,
         column,
@@ -77,6 +77,45 @@ def task_udf(run: Any, result_type: DataType, wrap_error: bool = True) -> Any:
     return udf.asNondeterministic()
 
 
+def column(name: str) -> Column:
+    """The top-level column ``name``, dots included (``F.col("my.image")`` would mean
+    field ``image`` of a struct column ``my``).
+
+    >>> str(column("my.image"))
+    "Column<'`my.image`'>"
+    """
+    from pyspark.sql import functions as F
+
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
+def check_output_columns(df: DataFrame, outputs: dict[str, str], error_col: str) -> None:
+    """Raise :class:`InvalidParameterError` when output columns collide with each other or
+    with the error column, or when an existing error column cannot hold error texts.
+
+    ``outputs`` maps Param names to the column names they set.
+    """
+    from pyspark.sql.types import StringType
+
+    named = {**outputs, "errorCol": error_col}
+    seen: dict[str, str] = {}
+    for param, name in named.items():
+        if name in seen:
+            raise InvalidParameterError(
+                f"{seen[name]} and {param} are both {name!r}: one would overwrite the other; "
+                "give them different column names"
+            )
+        seen[name] = param
+    if error_col in df.columns:
+        field = df.schema[error_col]
+        if not isinstance(field.dataType, StringType):
+            raise InvalidParameterError(
+                f"the DataFrame already has a column {error_col!r} of type "
+                f"{field.dataType.simpleString()}; deepspark keeps row errors there as "
+                "strings: rename that column, or set errorCol to another name"
+            )
+
+
 def apply_task(
     df: DataFrame,
     input_col: Column | str,
@@ -92,13 +131,14 @@ def apply_task(
     """
     from pyspark.sql import functions as F
 
+    check_output_columns(df, {"outputCol": output_col}, error_col)
     tmp = "__deepspark_out"
     udf = task_udf(run, result_type)
-    out = df.withColumn(tmp, udf(F.col(input_col) if isinstance(input_col, str) else input_col))
+    out = df.withColumn(tmp, udf(column(input_col) if isinstance(input_col, str) else input_col))
     result = F.col(f"{tmp}.result")
     if result_expr is not None:
         result = result_expr(result)
     error = F.col(f"{tmp}.error")
     if error_col in df.columns:
-        error = F.coalesce(F.col(error_col), error)
+        error = F.coalesce(column(error_col), error)
     return out.withColumn(output_col, result).withColumn(error_col, error).drop(tmp)

@@ -10,7 +10,7 @@ from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.sql import DataFrame
 
 from deepspark.errors import InvalidParameterError, ModelNotFoundError, SignatureError
-from deepspark.ml._apply import apply_task
+from deepspark.ml._apply import apply_task, check_output_columns, column
 from deepspark.ml.params import (
     HasBatchSize,
     HasErrorCol,
@@ -191,16 +191,19 @@ class SpeechDetector(_AudioTransformer):
         task = self._build_task(dataset)
         out_col, ratio_col = self.getOutputCol(), self.getOrDefault(self.speechRatioCol)
         error_col = self.getErrorCol()
+        check_output_columns(
+            dataset, {"outputCol": out_col, "speechRatioCol": ratio_col}, error_col
+        )
         tmp = "__deepspark_speech"
         out = apply_task(
             dataset, self.getInputCol(), tmp, error_col, task.run, task.result_spark_type()
         )
-        keep = [c for c in dataset.columns if c not in (out_col, ratio_col, error_col)]
+        keep = [column(c) for c in dataset.columns if c not in (out_col, ratio_col, error_col)]
         return out.select(
             *keep,
             F.col(f"{tmp}.segments").alias(out_col),
             F.col(f"{tmp}.speechRatio").alias(ratio_col),
-            error_col,
+            column(error_col),
         )
 
 

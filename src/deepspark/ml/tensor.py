@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 from pyspark import keyword_only
 from pyspark.ml import Transformer
 from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 
 from deepspark.errors import InvalidParameterError, SignatureError
-from deepspark.ml._apply import apply_task
+from deepspark.ml._apply import apply_task, check_output_columns, column
 from deepspark.ml.params import (
     HasBatchSize,
     HasErrorCol,
@@ -86,6 +86,17 @@ def _to_shapes(value: Any) -> list[list[int]]:
     if not isinstance(value, (list, tuple)) or not all(isinstance(s, (list, tuple)) for s in value):
         raise TypeError(f"inputShapes must be a list of shapes like [[4], [2, 3]], got {value!r}")
     return [[int(d) for d in s] for s in value]
+
+
+def _array_input(df: DataFrame, name: str) -> Column:
+    """Column ``name`` as the model's task reads it: ML vectors (VectorAssembler's
+    output) as float arrays, anything else as it is."""
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.ml.linalg import VectorUDT
+
+    if isinstance(df.schema[name].dataType, VectorUDT):
+        return vector_to_array(column(name), "float32")
+    return column(name)
 
 
 class ModelTransformer(
@@ -231,8 +242,13 @@ class ModelTransformer(
             raise InvalidParameterError(
                 f"input column(s) {missing} not found; the DataFrame has {dataset.columns}"
             )
+        check_output_columns(
+            dataset,
+            {f"outputCols[{i}]": c for i, c in enumerate(out_cols)},
+            self.getErrorCol(),
+        )
         tmp = "__deepspark_outputs"
-        packed = F.struct(*[F.col(c).alias(f"i{i}") for i, c in enumerate(in_cols)])
+        packed = F.struct(*[_array_input(dataset, c).alias(f"i{i}") for i, c in enumerate(in_cols)])
         out = apply_task(
             dataset, packed, tmp, self.getErrorCol(), task.run, task.result_spark_type()
         )

@@ -15,7 +15,7 @@ from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.sql import Column, DataFrame
 
 from deepspark.errors import InvalidParameterError
-from deepspark.ml._apply import apply_task
+from deepspark.ml._apply import apply_task, check_output_columns
 from deepspark.ml.params import (
     HasBatchSize,
     HasErrorCol,
@@ -270,6 +270,11 @@ class TextClassifier(
                 "TextClassifier needs model=<folder of a Hugging Face sequence-classification "
                 "model> (written by save_pretrained)"
             )
+        check_output_columns(
+            dataset,
+            {"labelCol": self.getLabelCol(), "scoreCol": self.getScoreCol()},
+            self.getErrorCol(),
+        )
         task = self._text_task(dataset, "classification")
         tmp = "__deepspark_class"
         out = apply_task(

@@ -226,6 +226,13 @@ def resolve_image_model(
         out = output_name or names[0]
         if out not in names:
             raise InvalidParameterError(f"model has no output {out!r}; outputs are {names}")
+        classes = load_labels(labels)
+        width = sig.outputs[names.index(out)].shape[-1:]
+        if classes and width and width[0] > 0 and len(classes) != width[0]:
+            raise SignatureError(
+                f"{len(classes)} labels for model {path.name}, whose output {out!r} has "
+                f"{width[0]} classes; give one label per class, in the model's order"
+            )
         if quantize == "int8":
             if model_spec.backend != "onnx":
                 raise InvalidParameterError(
@@ -236,7 +243,7 @@ def resolve_image_model(
             ref = ModelRef("onnx", ship_file(sc, quantized))
         else:
             ref = model_spec.ship(sc)  # only a model that fits is shipped
-        return ResolvedImageModel(ref, preprocess, spec.name, out, load_labels(labels))
+        return ResolvedImageModel(ref, preprocess, spec.name, out, classes)
 
     named = get_named_model(model_name or "efficientnet_lite0")
     if named.preprocess is None or named.task != "image-classification":

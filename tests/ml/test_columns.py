@@ -1,0 +1,98 @@
+"""Column names as users have them: dots, collisions, an existing error column of
+another type, ML vectors. Each case either works or fails on the driver with a message
+naming the Param to change, never with a raw Spark analysis error mid-plan."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+import deepspark
+from deepspark.errors import InvalidParameterError, SignatureError
+
+sys.path.insert(0, str(Path(__file__).parent))  # helpers next to this file (importlib mode)
+from tiny_onnx import TINY_PARAMS, solid_png, write_tiny_onnx
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_onnx(tmp_path_factory.mktemp("cols") / "tiny.onnx")
+
+
+@pytest.fixture(scope="module")
+def red(spark, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    folder = tmp_path_factory.mktemp("red")
+    solid_png(folder / "red.png", (255, 0, 0))
+    return spark.read.format("binaryFile").load(str(folder))
+
+
+def _predictor(tiny: Path, **kw):  # type: ignore[no-untyped-def]
+    return deepspark.DeepImagePredictor(
+        model=str(tiny), outputName="mean", labels=["r", "g", "b"], topK=1, **TINY_PARAMS, **kw
+    )
+
+
+def test_dotted_column_names_are_columns_not_fields(spark, tiny: Path, red) -> None:
+    """``inputCol="my.image"`` names the column called that (Spark would read it as
+    field ``image`` of a struct ``my`` and fail to resolve it)."""
+    df = red.withColumnRenamed("content", "my.content")
+    p = _predictor(tiny, inputCol="my.content", outputCol="top.class", errorCol="err.text")
+    row = p.transform(df).select("`top.class`", "`err.text`").first()
+    assert row[1] is None and row[0][0]["class"] == "r"
+
+
+def test_colliding_output_columns_fail_on_the_driver(spark, tiny: Path, red) -> None:
+    with pytest.raises(InvalidParameterError, match="outputCol and errorCol"):
+        _predictor(tiny, inputCol="content", outputCol="error").transform(red)
+    two = deepspark.ModelTransformer(model=str(tiny), inputCols=["x"], outputCols=["y", "y"])
+    df = spark.createDataFrame([([0.0] * 192,)], "x array<float>")
+    with pytest.raises(InvalidParameterError, match="both 'y'"):
+        two.transform(df)
+    clf = deepspark.TextClassifier(model=str(tiny.parent), labelCol="x", scoreCol="x")
+    with pytest.raises(InvalidParameterError, match="labelCol and scoreCol"):
+        clf.transform(spark.createDataFrame([("hi",)], "text string"))
+    speech = deepspark.SpeechDetector(inputCol="audio", outputCol="s", speechRatioCol="s")
+    with pytest.raises(InvalidParameterError, match="outputCol and speechRatioCol"):
+        speech.transform(spark.createDataFrame([("a.wav",)], "audio string"))
+
+
+def test_existing_error_column_of_another_type(spark, tiny: Path, red) -> None:
+    """deepspark keeps earlier errors (a string column); one of another type is refused
+    with what to do instead of failing the job on a cast."""
+    from pyspark.sql import functions as F
+
+    with pytest.raises(InvalidParameterError, match="type int;"):
+        _predictor(tiny, inputCol="content").transform(red.withColumn("error", F.lit(1)))
+    earlier = red.withColumn("error", F.lit("from an earlier stage"))
+    row = _predictor(tiny, inputCol="content").transform(earlier).select("error").first()
+    assert row.error == "from an earlier stage"
+
+
+def test_model_transformer_reads_ml_vectors(spark, tiny: Path) -> None:
+    """A VectorAssembler's output (an ML vector column) feeds a model like an array."""
+    from pyspark.ml.feature import VectorAssembler
+
+    df = spark.createDataFrame([(float(i),) for i in range(192)], "v double")
+    row = [r.v for r in df.collect()]
+    wide = spark.createDataFrame([tuple(row)], [f"c{i}" for i in range(192)])
+    vec = VectorAssembler(inputCols=wide.columns, outputCol="features").transform(wide)
+    m = deepspark.ModelTransformer(
+        model=str(tiny),
+        inputCols=["features"],
+        outputCols=["mean"],
+        inputNames=["pixels"],
+        outputNames=["mean"],
+        inputShapes=[[3, 8, 8]],
+    )
+    out = m.transform(vec).select("mean", "error").first()
+    assert out.error is None
+    # the model averages each 64-value channel plane
+    assert out.mean == pytest.approx([31.5, 95.5, 159.5])
+
+
+def test_labels_must_match_the_number_of_classes(spark, tiny: Path, red) -> None:
+    p = _predictor(tiny, inputCol="content").setParams(labels=["r", "g"])
+    with pytest.raises(SignatureError, match="2 labels .* 3 classes"):
+        p.transform(red)
