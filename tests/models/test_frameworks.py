@@ -549,3 +549,19 @@ def test_checked_model_checks_a_changed_or_untrusted_file_again(
     checked_model(files["pickle"], trust_pickle=True, input_shapes=[(-1, 3, *SIZE)])
     with pytest.raises(UnsafeModelError):
         checked_model(files["pickle"], input_shapes=[(-1, 3, *SIZE)])
+
+
+def test_torchscript_inputs_skip_the_module_whatever_its_name(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``def forward(s, x)``: the module argument is not an input (it was taken for one
+    unless it was literally called ``self``)."""
+
+    class Doubler(torch.nn.Module):
+        def forward(s, x: torch.Tensor) -> torch.Tensor:  # noqa: N805 - the point of the test
+            return x * 2
+
+    path = tmp_path / "doubler.pt"
+    torch.jit.save(torch.jit.script(Doubler()), str(path))
+    model = deepspark.load_model(path, input_shapes=[(-1, 3)], engine="native")
+    assert model.signature.input_names == ["x"]
+    out = model.predict({"x": np.ones((2, 3), np.float32)})
+    assert np.allclose(next(iter(out.values())), 2.0)

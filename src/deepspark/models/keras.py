@@ -76,7 +76,8 @@ class KerasModel(Model):
             if "safe_mode" in text or "arbitrary code" in text:
                 raise UnsafeModelError(
                     f"{path} holds Python code (e.g. a Lambda layer) that Keras refuses in "
-                    "safe mode; pass trust_pickle=True if you trust the file's origin, or "
+                    "safe mode; pass trust_pickle=True (trustPickle=True on transformers) if "
+                    "you trust the file's origin, or "
                     "replace the Lambda with a registered custom layer (custom_objects=)"
                 ) from exc
             raise ModelLoadError(

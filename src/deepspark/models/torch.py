@@ -271,7 +271,9 @@ class TorchScriptModel(_TorchModel):
         module.eval()
         if device != "cpu":
             _full_fp32_convolutions(module)
-        args = [a for a in module.forward.schema.arguments if a.name != "self"]
+        # A method's schema starts with the module itself, whatever its parameter is
+        # called (``def forward(s, x)`` made "s" an input).
+        args = list(module.forward.schema.arguments)[1:]
         names = [a.name for a in args]
         if input_shapes is not None and len(input_shapes) != len(names):
             raise InvalidParameterError(
@@ -339,7 +341,8 @@ def load_pickled_module(path: Path, trust_pickle: bool) -> Any:
         raise UnsafeModelError(
             f"{path} was written by torch.save and loading it would unpickle arbitrary Python "
             "code. Save it with torch.jit.save / torch.export.save, pass the nn.Module object "
-            "itself, or pass trust_pickle=True if you trust the file's origin"
+            "itself, or pass trust_pickle=True (trustPickle=True on transformers) if you "
+            "trust the file's origin"
         )
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=False)
