@@ -281,10 +281,12 @@ def test_every_transformer_with_a_model_file_stores_it(spark, tmp_path: Path) ->
         assert model.exists() and "src" not in model.parts, (name, model)
         if name in ("embedder", "classifier"):
             assert (model / "model.onnx").read_bytes() == b"weights"
-    tensor = deepspark.ModelTransformer.load(str(tmp_path / "saved" / "tensor"))
     df = spark.createDataFrame([([1.0, 0.0, 1.0],)], "x array<float>")
-    row = tensor.transform(df).select("y", "error").first()
-    assert row.error is None and row.y == [6.0, 8.0]
+    for name in ("tensor", "external"):
+        # The external weights reach the executors too (shipped with the .onnx).
+        tensor = deepspark.ModelTransformer.load(str(tmp_path / "saved" / name))
+        row = tensor.transform(df).select("y", "error").first()
+        assert row.error is None and row.y == [6.0, 8.0], name
 
 
 def test_loaded_transformer_saved_over_its_own_folder(spark, tmp_path: Path) -> None:

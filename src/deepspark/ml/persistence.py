@@ -161,32 +161,13 @@ def _companions(source: Path) -> list[Path]:
     suffix = source.suffix.lower()
     found: list[Path] = []
     if suffix == ".onnx":
-        found = [source.parent / name for name in _onnx_external_data(source)]
+        from deepspark.models.onnx import external_data_files
+
+        found = [source.parent / name for name in external_data_files(source)]
     elif suffix in (".caffemodel", ".prototxt"):
         other = ".prototxt" if suffix == ".caffemodel" else ".caffemodel"
         found = [source.with_suffix(other), source.with_name("deploy.prototxt")]
     return sorted({p for p in found if p != source and p.is_file()})
-
-
-def _onnx_external_data(model: Path) -> set[str]:
-    """The external data files an ONNX model names (relative to its folder)."""
-    from deepspark._deps import available
-
-    if not available("onnx"):
-        # Without onnx the file cannot be parsed: the weights file torch.onnx.export
-        # writes is the only one kept.
-        return {f"{model.name}.data"}
-    import onnx
-
-    proto = onnx.load(str(model), load_external_data=False)
-    tensors = list(proto.graph.initializer)
-    tensors += [a.t for node in proto.graph.node for a in node.attribute if a.HasField("t")]
-    return {
-        entry.value
-        for tensor in tensors
-        for entry in tensor.external_data
-        if entry.key == "location" and "/" not in entry.value and ".." not in entry.value
-    }
 
 
 class ModelFileWriter(DefaultParamsWriter):

@@ -347,6 +347,14 @@ def _file_spec(
 
     fw = canonical_framework(framework) if framework else detect_framework(path)
     if fw == "onnx":
+        from deepspark.models.onnx import external_data_files
+
+        data = external_data_files(path) if path.is_file() else []
+        if data:
+            # Shipped with its weights: executors get the .onnx and its data files in
+            # one folder (addFile alone would send the .onnx without them).
+            files = {path.name: path, **{n: path.parent / n for n in data}}
+            return ModelSpec("onnx", bundle_files(files, "onnx")), None
         return ModelSpec("onnx", path), None
     if fw == "caffe":
         return _caffe_spec(path, options.pop("prototxt", None)), None

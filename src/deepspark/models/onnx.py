@@ -13,9 +13,52 @@ from deepspark._deps import require
 from deepspark.errors import ModelLoadError, ModelNotFoundError
 from deepspark.models.base import Model, Signature, TensorSpec
 
-__all__ = ["OnnxModel", "gpu_providers"]
+__all__ = ["OnnxModel", "external_data_files", "gpu_providers", "model_file"]
 
 _WARNED: set[str] = set()
+
+
+def model_file(path: Path) -> Path:
+    """The ``.onnx`` file at ``path``, or the one inside the folder ``path`` (a model
+    shipped with its external data files, see :func:`external_data_files`)."""
+    if path.is_dir():
+        found = sorted(path.glob("*.onnx"))
+        if len(found) == 1:
+            return found[0]
+        raise ModelNotFoundError(
+            f"expected one .onnx file in {path}, found {len(found)}: {[p.name for p in found]}"
+        )
+    if not path.is_file():
+        raise ModelNotFoundError(f"ONNX model file not found: {path}")
+    return path
+
+
+def external_data_files(model: Path) -> list[str]:
+    """The files, next to ``model``, that hold its external tensor data (models over
+    2 GB must keep weights outside the protobuf; ``torch.onnx.export`` writes them to
+    ``<name>.data``). Names only; paths with folders are not followed.
+    """
+    from deepspark._deps import available
+
+    if not available("onnx"):
+        guess = model.with_name(model.name + ".data")
+        return [guess.name] if guess.is_file() else []
+    import onnx
+
+    try:
+        proto = onnx.load(str(model), load_external_data=False)
+    except Exception:  # noqa: BLE001 - a broken file: ONNX Runtime says what is wrong
+        return []
+    tensors = list(proto.graph.initializer)
+    tensors += [a.t for node in proto.graph.node for a in node.attribute if a.HasField("t")]
+    names = {
+        entry.value
+        for tensor in tensors
+        for entry in tensor.external_data
+        if entry.key == "location"
+    }
+    return sorted(n for n in names if "/" not in n and "\\" not in n and ".." not in n)
+
 
 _ORT_TYPES = {
     "tensor(float)": "float32",
@@ -98,9 +141,7 @@ class OnnxModel(Model):
         ort = require("onnxruntime", "Running ONNX models")
         if providers is None and gpu is not None:
             providers = gpu_providers(gpu, ort.get_available_providers())
-        path = Path(path)
-        if not path.is_file():
-            raise ModelNotFoundError(f"ONNX model file not found: {path}")
+        path = model_file(Path(path))
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = int(threads)

@@ -234,6 +234,11 @@ def resolve_image_model(
                 f"{width[0]} classes; give one label per class, in the model's order"
             )
         if quantize == "int8":
+            if model_spec.backend == "onnx" and model_spec.path.is_dir():
+                raise InvalidParameterError(
+                    f"quantize='int8' does not take {path.name}, whose weights are in "
+                    "external data files; quantize it yourself, or leave quantize='none'"
+                )
             if model_spec.backend != "onnx":
                 raise InvalidParameterError(
                     f"quantize='int8' needs an ONNX model; {path.name} runs on "
