@@ -481,18 +481,27 @@ def _cpu_ticks(pid: int) -> int:
 
 
 def busy_python_workers(roots: Iterable[int], window: float = 0.2) -> list[int]:
-    """Python workers below ``roots`` that used CPU during ``window`` seconds (running a
-    task, as opposed to idle reused workers waiting for the next one), busiest first.
+    """Python workers below ``roots`` that used CPU in each of two ``window``-second
+    samples (running a task, as opposed to idle reused workers waiting for the next
+    one), busiest first.
 
     A task can hold two workers (a reader's decoding UDF and the model): the model's
     uses the most CPU, and the decoder's may go idle (back to the pool, where killing it
-    fails no task) before the task ends.
+    fails no task) before the task ends. A worker that has just sent its task's last
+    rows still spends a moment of CPU (freeing its batches): busy in one sample only,
+    it is not taken (two such kills in a row failed no task in a full run).
     """
     pids = python_workers(roots)
-    before = {pid: _cpu_ticks(pid) for pid in pids}
-    time.sleep(window)
-    used = {pid: _cpu_ticks(pid) - before[pid] for pid in pids if alive(pid) and before[pid] >= 0}
-    return sorted((pid for pid, ticks in used.items() if ticks > 0), key=lambda p: -used[p])
+    used = {pid: 0 for pid in pids}
+    for _ in range(2):
+        before = {pid: _cpu_ticks(pid) for pid in used}
+        time.sleep(window)
+        used = {
+            pid: total + _cpu_ticks(pid) - before[pid]
+            for pid, total in used.items()
+            if alive(pid) and before[pid] >= 0 and _cpu_ticks(pid) > before[pid]
+        }
+    return sorted(used, key=lambda p: -used[p])
 
 
 # --------------------------------------------------------------------------------------
