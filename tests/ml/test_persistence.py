@@ -24,6 +24,19 @@ sys.path.insert(0, str(Path(__file__).parent))  # helpers next to this file (imp
 from tiny_onnx import TINY_PARAMS, solid_png, write_tiny_onnx
 
 
+#: every public transformer, by name
+ALL_TRANSFORMERS = [
+    "DeepImagePredictor",
+    "DeepImageFeaturizer",
+    "ImageModelTransformer",
+    "TextEmbedder",
+    "TextClassifier",
+    "SpeechDetector",
+    "AudioModelTransformer",
+    "ModelTransformer",
+]
+
+
 def test_predictor_with_named_model_round_trips(spark, tmp_path: Path) -> None:
     p = deepspark.DeepImagePredictor(inputCol="content", outputCol="top", topK=3, batchSize=7)
     p.save(str(tmp_path / "pred"))
@@ -40,19 +53,7 @@ def test_predictor_with_named_model_round_trips(spark, tmp_path: Path) -> None:
     assert not (tmp_path / "pred" / "model").exists()  # named models are stored by name
 
 
-@pytest.mark.parametrize(
-    "cls",
-    [
-        "DeepImagePredictor",
-        "DeepImageFeaturizer",
-        "ImageModelTransformer",
-        "TextEmbedder",
-        "TextClassifier",
-        "SpeechDetector",
-        "AudioModelTransformer",
-        "ModelTransformer",
-    ],
-)
+@pytest.mark.parametrize("cls", ALL_TRANSFORMERS)
 def test_column_setters_as_in_pyspark(spark, tmp_path: Path, cls: str) -> None:
     """Every transformer has pyspark's setInputCol(s)/setOutputCol(s), chainable, and
     what they set survives save/load."""
@@ -74,6 +75,33 @@ def test_column_setters_as_in_pyspark(spark, tmp_path: Path, cls: str) -> None:
     if cls in ("DeepImagePredictor", "DeepImageFeaturizer", "TextEmbedder", "SpeechDetector"):
         t.save(str(tmp_path / cls))  # named models: nothing else to give
         assert got(type(t).load(str(tmp_path / cls))) == want
+
+
+@pytest.mark.parametrize("cls", ALL_TRANSFORMERS)
+def test_every_param_has_a_getter_and_a_setter(cls: str) -> None:
+    """As pyspark's own stages: get<Name>() and a chainable set<Name>(value) for every
+    Param (setInputSize, getThreshold, setModel... were missing), the value converted by
+    the Param's typeConverter."""
+    t = getattr(deepspark, cls)()
+    for param in t.params:
+        cap = param.name[0].upper() + param.name[1:]
+        getter, setter = getattr(t, f"get{cap}"), getattr(t, f"set{cap}")
+        if t.isDefined(param):
+            value = t.getOrDefault(param)
+            assert getter() == value, param.name
+            if value is not None:
+                assert setter(value) is t and t.isSet(param), param.name
+    with pytest.raises(AttributeError, match="setNoSuchParam"):
+        t.setNoSuchParam(1)
+
+
+def test_generic_accessors_set_values(spark) -> None:
+    s = deepspark.SpeechDetector().setThreshold(0.7).setMinSpeechMs(100)
+    assert (s.getThreshold(), s.getMinSpeechMs()) == (0.7, 100.0)
+    p = deepspark.DeepImagePredictor().setInputSize([299, 299]).setMean([0.5, 0.5, 0.5])
+    assert (p.getInputSize(), p.getMean()) == ([299, 299], [0.5, 0.5, 0.5])
+    with pytest.raises(TypeError, match="threshold"):
+        s.setThreshold("high")
 
 
 def test_users_model_file_is_stored_inside(spark, tmp_path: Path) -> None:

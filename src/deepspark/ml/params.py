@@ -15,6 +15,7 @@ __all__ = [
     "HasOutputColumn",
     "HasOutputColumns",
     "HasErrorCol",
+    "HasParamAccessors",
     "HasBatchSize",
     "HasNumThreads",
     "HasModelSource",
@@ -57,7 +58,30 @@ class HasOutputColumns(HasOutputCols):
         return self._set(outputCols=value)
 
 
-class HasErrorCol(Params):
+class HasParamAccessors(Params):
+    """``get<Name>()`` and ``set<Name>(value)`` for every Param without its own accessor,
+    as pyspark's generated mixins give (``setInputSize([299, 299])``, ``getThreshold()``).
+
+    A setter converts the value with the Param's ``typeConverter`` and returns the
+    transformer, so calls chain. Explicit accessors, where a class defines them, win:
+    this only answers names Python does not find.
+
+    >>> from deepspark import SpeechDetector
+    >>> SpeechDetector().setThreshold(0.7).getThreshold()
+    0.7
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        if len(name) > 3 and name[:3] in ("get", "set") and name[3].isupper():
+            param_name = name[3].lower() + name[4:]
+            if isinstance(getattr(type(self), param_name, None), Param):
+                if name.startswith("get"):
+                    return lambda: self.getOrDefault(param_name)
+                return lambda value: self._set(**{param_name: value})
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+class HasErrorCol(HasParamAccessors):
     """``errorCol``: column for per-row errors (kept and extended when it already exists)."""
 
     errorCol: Param[str] = Param(
