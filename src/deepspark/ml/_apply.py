@@ -17,7 +17,7 @@ _IMAGE_FIELDS = {"height", "width", "nChannels", "mode", "data"}
 
 
 def column_input_kind(df: DataFrame, column: str, struct_fields: set[str], struct_hint: str) -> str:
-    """ "struct" (a struct with ``struct_fields``), "binary" (file bytes) or "path" (paths).
+    """"struct" (a struct with ``struct_fields``), "binary" (file bytes) or "path" (paths).
 
     ``struct_hint`` names where such structs come from, for the error message.
     """
@@ -41,7 +41,7 @@ def column_input_kind(df: DataFrame, column: str, struct_fields: set[str], struc
 
 
 def image_input_kind(df: DataFrame, column: str) -> str:
-    """ "struct" (Spark image struct), "binary" (file bytes) or "path" (file paths)."""
+    """"struct" (Spark image struct), "binary" (file bytes) or "path" (file paths)."""
     return column_input_kind(
         df,
         column,
