@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import deepspark
@@ -96,3 +97,67 @@ def test_labels_must_match_the_number_of_classes(spark, tiny: Path, red) -> None
     p = _predictor(tiny, inputCol="content").setParams(labels=["r", "g"])
     with pytest.raises(SignatureError, match="2 labels .* 3 classes"):
         p.transform(red)
+
+
+def test_existing_output_column_is_refused(spark, tiny: Path, red) -> None:
+    """An output column the DataFrame already has (a second predictor with the default
+    outputCol, outputCol equal to inputCol) is refused, as pyspark.ml's own stages do:
+    replacing it silently lost the first stage's results."""
+    once = _predictor(tiny, inputCol="content").transform(red)
+    with pytest.raises(InvalidParameterError, match="already has a column 'predictions'"):
+        _predictor(tiny, inputCol="content").transform(once)
+    with pytest.raises(InvalidParameterError, match="set outputCol to another name"):
+        _predictor(tiny, inputCol="content", outputCol="content").transform(red)
+    # A new name works, and both results are kept (the error column is shared).
+    twice = _predictor(tiny, inputCol="content", outputCol="again").transform(once)
+    row = twice.select("predictions", "again", "error").first()
+    assert row.error is None and row.predictions == row.again
+    m = deepspark.ModelTransformer(
+        model=str(tiny), inputCols=["x"], outputCols=["x"], inputNames=["pixels"],
+        outputNames=["mean"], inputShapes=[[3, 8, 8]],
+    )  # fmt: skip
+    with pytest.raises(InvalidParameterError, match="'x', which outputCols"):
+        m.transform(spark.createDataFrame([([0.0] * 192,)], "x array<float>"))
+
+
+def test_bad_thread_count_and_input_size_are_refused(spark, tiny: Path, red) -> None:
+    with pytest.raises(InvalidParameterError, match="numThreads must be >= 0"):
+        _predictor(tiny, inputCol="content", numThreads=-1).transform(red)
+    # [height, width, channels] used to be cut to [height, width] without a word.
+    bad_size = _predictor(tiny, inputCol="content").setParams(inputSize=[8, 8, 3])
+    with pytest.raises(InvalidParameterError, match="inputSize must be"):
+        bad_size.transform(red)
+
+
+def test_null_elements_in_an_input_array_are_row_errors(spark, tiny: Path) -> None:
+    """A null inside an array would reach the model as NaN; the row gets an error
+    instead. NaN values in the data itself still reach the model."""
+    m = deepspark.ModelTransformer(
+        model=str(tiny), inputCols=["x"], outputCols=["mean"], inputNames=["pixels"],
+        outputNames=["mean"], inputShapes=[[3, 8, 8]],
+    )  # fmt: skip
+    holes = [1.0] * 192
+    holes[5] = None  # type: ignore[call-overload]
+    nan = [1.0] * 192
+    nan[5] = float("nan")
+    df = spark.createDataFrame([(0, holes), (1, nan), (2, [1.0] * 192)], "id int, x array<float>")
+    rows = {r.id: r for r in m.transform(df).collect()}
+    assert rows[0].mean is None and "holds null elements" in rows[0].error
+    assert rows[1].error is None and np.isnan(rows[1].mean[0]) and rows[1].mean[1] == 1.0
+    assert rows[2].error is None and rows[2].mean == pytest.approx([1.0, 1.0, 1.0])
+
+
+def test_sql_function_with_the_wrong_number_of_arguments(spark, tiny: Path, red) -> None:
+    """Spark does not check a Python function's arity: the job fails with a message
+    naming the function, the count and the model's inputs, not an Arrow error."""
+    deepspark.register_udf(spark, "tiny_mean", deepspark.load_model(str(tiny)))
+    spark.createDataFrame([([0.0] * 192, [0.0] * 192)], "x array<float>, y array<float>")\
+        .createOrReplaceTempView("xy")  # fmt: skip
+    with pytest.raises(Exception, match=r"tiny_mean\(\) takes 1 argument \(one per model input: pixels\), got 2"):
+        spark.sql("SELECT tiny_mean(x, y) FROM xy").collect()
+    deepspark.register_udf(spark, "tiny_top", _predictor(tiny))
+    red.createOrReplaceTempView("red_files")
+    with pytest.raises(Exception, match=r"tiny_top\(\) takes 1 argument, got 2"):
+        spark.sql("SELECT tiny_top(content, path) FROM red_files").collect()
+    row = spark.sql("SELECT tiny_top(content) AS p FROM red_files").first()
+    assert row.p[0]["class"] == "r"

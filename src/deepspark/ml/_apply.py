@@ -90,10 +90,12 @@ def column(name: str) -> Column:
 
 
 def check_output_columns(df: DataFrame, outputs: dict[str, str], error_col: str) -> None:
-    """Raise :class:`InvalidParameterError` when output columns collide with each other or
-    with the error column, or when an existing error column cannot hold error texts.
+    """Raise :class:`InvalidParameterError` when output columns collide with each other,
+    with the error column or with a column the DataFrame already has (as pyspark.ml's
+    own stages do), or when an existing error column cannot hold error texts.
 
-    ``outputs`` maps Param names to the column names they set.
+    ``outputs`` maps Param names to the column names they set. The error column may
+    exist: its errors are kept and new ones added.
     """
     from pyspark.sql.types import StringType
 
@@ -106,6 +108,13 @@ def check_output_columns(df: DataFrame, outputs: dict[str, str], error_col: str)
                 "give them different column names"
             )
         seen[name] = param
+    for param, name in outputs.items():
+        if name in df.columns:
+            raise InvalidParameterError(
+                f"the DataFrame already has a column {name!r}, which {param} would replace: "
+                f"set {param} to another name, or drop that column first "
+                f"(df.drop({name!r}))"
+            )
     if error_col in df.columns:
         field = df.schema[error_col]
         if not isinstance(field.dataType, StringType):

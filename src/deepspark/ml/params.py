@@ -143,7 +143,12 @@ class HasNumThreads(Params):
         self._setDefault(numThreads=0)
 
     def getNumThreads(self) -> int:
-        return self.getOrDefault(self.numThreads)
+        value = self.getOrDefault(self.numThreads)
+        if value < 0:
+            raise InvalidParameterError(
+                f"numThreads must be >= 0 (0 uses the task's CPU share), got {value}"
+            )
+        return value
 
     def setNumThreads(self, value: int) -> Any:
         return self._set(numThreads=value)
@@ -236,7 +241,7 @@ class HasImagePreprocessing(Params):
 
         size = self.getOrDefault(self.inputSize)
         return ImagePreprocess(
-            size=(int(size[0]), int(size[1])),
+            size=tuple(int(v) for v in size),  # ImagePreprocess refuses all but 2 values
             channel_order=self.getOrDefault(self.channelOrder).upper(),
             layout=self.getOrDefault(self.layout).upper(),
             scale=float(self.getOrDefault(self.scale)),

@@ -12,17 +12,35 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["register_udf"]
 
 
-def _result_only(run: Any, pack: int | None) -> Any:
-    """Wrap a task's ``run``: pack several argument arrays into one struct, keep ``result``."""
+def _result_only(run: Any, pack: int | None, name: str, inputs: list[str]) -> Any:
+    """Wrap a task's ``run``: pack several argument arrays into one struct, keep ``result``.
+
+    ``pack`` is the number of arguments the function takes (one per model input, named
+    ``inputs``), None for an image function (one argument, passed as is). Spark does not
+    check the number of arguments of a Python function: a wrong count is reported here,
+    in the user's terms, instead of as an Arrow error.
+    """
+    expected = 1 if pack is None else pack
+
+    def arguments(batch: Any) -> list[Any]:
+        got = list(batch) if isinstance(batch, tuple) else [batch]
+        if len(got) != expected:
+            what = f" (one per model input: {', '.join(inputs)})" if pack is not None else ""
+            raise InvalidParameterError(
+                f"{name}() takes {expected} argument{'s' if expected > 1 else ''}{what}, "
+                f"got {len(got)}"
+            )
+        return got
 
     def wrapped(arrays: Any) -> Any:
         import pyarrow as pa
 
-        if pack is not None:
+        if pack is None:
+            arrays = (arguments(batch)[0] for batch in arrays)
+        else:
             arrays = (
                 pa.StructArray.from_arrays(
-                    list(batch) if isinstance(batch, tuple) else [batch],
-                    names=[f"i{i}" for i in range(pack)],
+                    arguments(batch), names=[f"i{i}" for i in range(pack)]
                 )
                 for batch in arrays
             )
@@ -85,7 +103,8 @@ def register_udf(spark: SparkSession, name: str, transformer_or_model: Any) -> A
                 f"ModelTransformer, a deepspark Model or a model path, not {type(obj).__name__}"
             )
         spark_type, pack = task.result_spark_type(), len(task.input_names)
-    run = _result_only(task.run, pack)
+    inputs = list(getattr(task, "input_names", None) or ["image"])
+    run = _result_only(task.run, pack, name, inputs)
     if pack is not None and isinstance(spark_type, StructType) and len(spark_type.fields) == 1:
         # One output: return it directly rather than a one-field struct.
         inner = run

@@ -22,6 +22,15 @@ from deepspark.runtime.threads import task_gpu, task_threads
 __all__ = ["TensorModelTask"]
 
 
+def _holds_none(value: Any) -> bool:
+    """Whether a (nested) list from an Arrow row holds None anywhere."""
+    if value is None:
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_holds_none(v) for v in value)
+    return False
+
+
 def _error(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}"[:500]
@@ -74,6 +83,10 @@ class TensorModelTask:
             if value is None:
                 raise ValueError(f"input '{name}' is null")
             arr = np.asarray(value, dtype=dtype)
+            # NumPy turns a null element into NaN in a float tensor: a wrong input that
+            # would reach the model silently. NaN in the data itself is left alone.
+            if arr.dtype.kind == "f" and np.isnan(arr).any() and _holds_none(value):
+                raise ValueError(f"input '{name}' holds null elements")
             if shape is not None:
                 if arr.size != int(np.prod(shape)):
                     raise ValueError(
