@@ -39,9 +39,7 @@ def _result_only(run: Any, pack: int | None, name: str, inputs: list[str]) -> An
             arrays = (arguments(batch)[0] for batch in arrays)
         else:
             arrays = (
-                pa.StructArray.from_arrays(
-                    arguments(batch), names=[f"i{i}" for i in range(pack)]
-                )
+                pa.StructArray.from_arrays(arguments(batch), names=[f"i{i}" for i in range(pack)])
                 for batch in arrays
             )
         for out in run(arrays):
