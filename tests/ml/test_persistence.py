@@ -95,6 +95,25 @@ def test_every_param_has_a_getter_and_a_setter(cls: str) -> None:
         t.setNoSuchParam(1)
 
 
+#: transformers that ship a named model; the others run only a user's ``model``
+NAMED_MODEL_TRANSFORMERS = {"DeepImagePredictor", "DeepImageFeaturizer", "TextEmbedder"}
+
+
+@pytest.mark.parametrize("cls", ALL_TRANSFORMERS)
+def test_model_name_only_where_a_named_model_runs(cls: str) -> None:
+    """``modelName`` was listed (explainParams, setModelName) on transformers that
+    ignore it; only those that run a named model have it now."""
+    t = getattr(deepspark, cls)()
+    if cls == "SpeechDetector":  # silero_vad, chosen by the transformer itself
+        assert not t.hasParam("model") and not t.hasParam("modelName")
+        return
+    assert t.hasParam("model")
+    assert t.hasParam("modelName") == (cls in NAMED_MODEL_TRANSFORMERS)
+    if cls not in NAMED_MODEL_TRANSFORMERS:
+        with pytest.raises(AttributeError, match="setModelName"):
+            t.setModelName("efficientnet_lite0")
+
+
 def test_generic_accessors_set_values(spark) -> None:
     s = deepspark.SpeechDetector().setThreshold(0.7).setMinSpeechMs(100)
     assert (s.getThreshold(), s.getMinSpeechMs()) == (0.7, 100.0)

@@ -15,7 +15,7 @@ from deepspark.ml.params import (
     HasBatchSize,
     HasErrorCol,
     HasInputColumn,
-    HasModelSource,
+    HasModelFile,
     HasNumThreads,
     HasOutputColumn,
 )
@@ -207,7 +207,7 @@ class SpeechDetector(_AudioTransformer):
         )
 
 
-class AudioModelTransformer(_AudioTransformer, HasModelSource):
+class AudioModelTransformer(_AudioTransformer, HasModelFile):
     """Run your own waveform model over audio: per clip, or per fixed-length window.
 
     Audio is downmixed to mono and resampled to ``sampleRate``. With

@@ -18,6 +18,7 @@ __all__ = [
     "HasParamAccessors",
     "HasBatchSize",
     "HasNumThreads",
+    "HasModelFile",
     "HasModelSource",
     "HasImagePreprocessing",
     "HasModelLoading",
@@ -154,19 +155,13 @@ class HasNumThreads(Params):
         return self._set(numThreads=value)
 
 
-class HasModelSource(Params):
-    """``modelName`` (a named model) or ``model`` (a path), plus ``framework``."""
+class HasModelFile(Params):
+    """``model`` (a path) and its ``framework``: for transformers that run a user's model."""
 
-    modelName: Param[str] = Param(
-        Params._dummy(),
-        "modelName",
-        "name of a pretrained model that ships in a package (see `deepspark models`)",
-        typeConverter=TypeConverters.toString,
-    )
     model: Param[str] = Param(
         Params._dummy(),
         "model",
-        "path or URI of a model file or folder (used instead of modelName when set)",
+        "path or URI of a model file or folder",
         typeConverter=TypeConverters.toString,
     )
     framework: Param[str] = Param(
@@ -180,14 +175,42 @@ class HasModelSource(Params):
         super().__init__()
         self._setDefault(framework="")
 
-    def getModelName(self) -> str | None:
-        return self.getOrDefault(self.modelName) if self.isDefined(self.modelName) else None
-
     def getModel(self) -> str | None:
         return self.getOrDefault(self.model) if self.isDefined(self.model) else None
 
     def getFramework(self) -> str:
         return self.getOrDefault(self.framework)
+
+    def _model_name(self) -> str | None:
+        """The named model to run when ``model`` is unset (None: this transformer has none)."""
+        return None
+
+
+class HasModelSource(HasModelFile):
+    """``modelName`` (a named model) or ``model`` (a path), plus ``framework``.
+
+    Only transformers that ship a named model have ``modelName``; the others take
+    :class:`HasModelFile` (a Param that did nothing would be listed and settable).
+    """
+
+    modelName: Param[str] = Param(
+        Params._dummy(),
+        "modelName",
+        "name of a pretrained model that ships in a package (see `deepspark models`)",
+        typeConverter=TypeConverters.toString,
+    )
+    model: Param[str] = Param(
+        Params._dummy(),
+        "model",
+        "path or URI of a model file or folder (used instead of modelName when set)",
+        typeConverter=TypeConverters.toString,
+    )
+
+    def getModelName(self) -> str | None:
+        return self.getOrDefault(self.modelName) if self.isDefined(self.modelName) else None
+
+    def _model_name(self) -> str | None:
+        return self.getModelName()
 
 
 class HasImagePreprocessing(Params):

@@ -239,7 +239,7 @@ class ModelFilePersistence(DefaultParamsReadable, DefaultParamsWritable):  # typ
     """Mixin: ``save``/``load``/``write``/``read`` with the model file kept inside.
 
     Use it instead of pyspark's ``DefaultParamsReadable, DefaultParamsWritable`` on a
-    transformer with a ``model`` Param (:class:`deepspark.ml.params.HasModelSource`).
+    transformer with a ``model`` Param (:class:`deepspark.ml.params.HasModelFile`).
     """
 
     def write(self) -> ModelFileWriter:

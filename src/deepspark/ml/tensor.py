@@ -15,8 +15,8 @@ from deepspark.ml.params import (
     HasBatchSize,
     HasErrorCol,
     HasInputColumns,
+    HasModelFile,
     HasModelLoading,
-    HasModelSource,
     HasNumThreads,
     HasOutputColumns,
     model_param_value,
@@ -106,7 +106,7 @@ class ModelTransformer(
     HasErrorCol,
     HasBatchSize,
     HasNumThreads,
-    HasModelSource,
+    HasModelFile,
     HasModelLoading,
     ModelFilePersistence,
 ):

@@ -20,6 +20,7 @@ from deepspark.ml.params import (
     HasBatchSize,
     HasErrorCol,
     HasInputColumn,
+    HasModelFile,
     HasModelSource,
     HasNumThreads,
     HasOutputColumn,
@@ -29,7 +30,7 @@ from deepspark.ml.persistence import ModelFilePersistence
 __all__ = ["TextClassifier", "TextEmbedder"]
 
 
-class _TextModelParams(HasInputColumn, HasErrorCol, HasBatchSize, HasNumThreads, HasModelSource):
+class _TextModelParams(HasInputColumn, HasErrorCol, HasBatchSize, HasNumThreads, HasModelFile):
     """Params shared by the text transformers, and building their executor task."""
 
     maxLength: Param[int] = Param(
@@ -80,7 +81,7 @@ class _TextModelParams(HasInputColumn, HasErrorCol, HasBatchSize, HasNumThreads,
             )
         resolved = resolve_text_model(
             df.sparkSession,
-            model_name=self.getModelName(),
+            model_name=self._model_name(),
             model=self.getModel(),
             task=task,
             max_length=self.getMaxLength(),
@@ -105,6 +106,7 @@ def _to_vector(array: Column) -> Column:
 class TextEmbedder(
     Transformer,
     _TextModelParams,
+    HasModelSource,
     HasOutputColumn,
     ModelFilePersistence,
 ):
