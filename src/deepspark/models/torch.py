@@ -182,6 +182,9 @@ class _TorchModel(Model):
         """The underlying callable PyTorch module."""
         return self._module
 
+    def _call(self, args: list[Any]) -> Any:
+        return self._module(*args)
+
     def predict(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = _torch()
         self._signature.check_inputs(inputs)
@@ -192,7 +195,7 @@ class _TorchModel(Model):
             for spec in self._signature.inputs
         ]
         with torch.inference_mode():
-            out = flatten_outputs(self._module(*args))
+            out = flatten_outputs(self._call(args))
         names = self._signature.output_names or list(output_names(len(out)))
         return {name: t.detach().cpu().numpy() for name, t in zip(names, out)}
 
@@ -281,9 +284,23 @@ class TorchScriptModel(_TorchModel):
                 f"{len(names)} input(s) {names}"
             )
         sig = _shapes_signature(names, input_shapes, None)
-        outputs = _probe_outputs(module, sig, device)
+        with torch.jit.optimized_execution(device == "cpu"):
+            outputs = _probe_outputs(module, sig, device)
         super().__init__(module, Signature(sig.inputs, outputs), threads, device)
         self.path = path
+
+    def _call(self, args: list[Any]) -> Any:
+        if self.device == "cpu":
+            return self._module(*args)
+        # On a GPU, TorchScript's profiling executor profiles and compiles fused kernels
+        # for each new input shape: measured on an H200 (EfficientNet-Lite0), 2.2 s for
+        # each of the first two batches and for a new batch size (a task's last, smaller
+        # batch), against 15 ms per 64-image batch, in every Python worker. Without
+        # graph optimisation the same cuDNN kernels run at the same 15 ms, and a new
+        # shape costs ~50 ms (docs/benchmarks.md, "GPU"). A process-wide switch, set
+        # only around the call.
+        with _torch().jit.optimized_execution(False):
+            return self._module(*args)
 
 
 class TorchExportModel(_TorchModel):
