@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,6 +34,26 @@ def model_file(path: Path) -> Path:
     return path
 
 
+#: How a tensor's external-data entry ``key: "location"`` is encoded in the protobuf
+#: (StringStringEntryProto field 1, length 8). No such bytes: no external data.
+_LOCATION_KEY = b"\n\x08location"
+
+
+def _mentions_location(model: Path) -> bool:
+    """Whether the file's bytes hold an external-data location entry (a byte search,
+    much cheaper than parsing a large model's protobuf on the driver at every job)."""
+    import mmap
+
+    try:
+        with open(model, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size == 0:
+                return False
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                return mm.find(_LOCATION_KEY) != -1
+    except (OSError, ValueError):
+        return True  # let the parser (and then ONNX Runtime) report what is wrong
+
+
 def external_data_files(model: Path) -> list[str]:
     """The files, next to ``model``, that hold its external tensor data (models over
     2 GB must keep weights outside the protobuf; ``torch.onnx.export`` writes them to
@@ -43,6 +64,8 @@ def external_data_files(model: Path) -> list[str]:
     if not available("onnx"):
         guess = model.with_name(model.name + ".data")
         return [guess.name] if guess.is_file() else []
+    if not _mentions_location(model):
+        return []
     import onnx
 
     try:
