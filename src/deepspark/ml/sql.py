@@ -62,7 +62,9 @@ def register_udf(spark: SparkSession, name: str, transformer_or_model: Any) -> A
         path column); a :class:`ModelTransformer`, a model from
         :func:`deepspark.load_model` or a model path gives ``name(col1, col2, ...)``, one
         argument per model input, returning the output (a struct of outputs when the
-        model has several). Rows that cannot be used give null.
+        model has several). Rows that cannot be used give null. Vectors come back as
+        ``array<float>`` (SQL has no ML vector type); a call with the wrong number of
+        arguments fails the query with the count the function takes.
 
     Returns
     -------
