@@ -153,7 +153,9 @@ def test_sql_function_with_the_wrong_number_of_arguments(spark, tiny: Path, red)
     deepspark.register_udf(spark, "tiny_mean", deepspark.load_model(str(tiny)))
     spark.createDataFrame([([0.0] * 192, [0.0] * 192)], "x array<float>, y array<float>")\
         .createOrReplaceTempView("xy")  # fmt: skip
-    with pytest.raises(Exception, match=r"tiny_mean\(\) takes 1 argument \(one per model input: pixels\), got 2"):
+    with pytest.raises(
+        Exception, match=r"tiny_mean\(\) takes 1 argument \(one per model input: pixels\), got 2"
+    ):
         spark.sql("SELECT tiny_mean(x, y) FROM xy").collect()
     deepspark.register_udf(spark, "tiny_top", _predictor(tiny))
     red.createOrReplaceTempView("red_files")
@@ -161,3 +163,28 @@ def test_sql_function_with_the_wrong_number_of_arguments(spark, tiny: Path, red)
         spark.sql("SELECT tiny_top(content, path) FROM red_files").collect()
     row = spark.sql("SELECT tiny_top(content) AS p FROM red_files").first()
     assert row.p[0]["class"] == "r"
+
+
+def test_column_names_compare_as_spark_compares_them(spark, tiny: Path, red) -> None:
+    """Spark matches column names ignoring case (unless spark.sql.caseSensitive):
+    ``withColumn("predictions", ...)`` silently replaces a column ``Predictions``, and
+    an ``Error`` column is the ``error`` column. The checks follow the same rule."""
+    from pyspark.sql import functions as F
+
+    with pytest.raises(InvalidParameterError, match="already has a column 'Predictions'"):
+        _predictor(tiny, inputCol="content").transform(red.withColumn("Predictions", F.lit(1)))
+    with pytest.raises(InvalidParameterError, match="'Error' and 'error'|'error' and 'Error'"):
+        _predictor(tiny, inputCol="content", outputCol="Error").transform(red)
+    earlier = red.withColumn("Error", F.lit("from an earlier stage"))
+    out = _predictor(tiny, inputCol="content").transform(earlier)
+    assert [c.lower() for c in out.columns].count("error") == 1
+    assert out.select("error").first()[0] == "from an earlier stage"
+    spark.conf.set("spark.sql.caseSensitive", "true")
+    try:
+        # Case-sensitive sessions keep both columns: nothing is replaced, nothing refused.
+        both = _predictor(tiny, inputCol="content").transform(
+            red.withColumn("Predictions", F.lit(1))
+        )
+        assert {"Predictions", "predictions"} <= set(both.columns)
+    finally:
+        spark.conf.unset("spark.sql.caseSensitive")

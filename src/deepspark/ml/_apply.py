@@ -89,6 +89,18 @@ def column(name: str) -> Column:
     return F.col("`" + name.replace("`", "``") + "`")
 
 
+def existing_column(df: DataFrame, name: str) -> str | None:
+    """The DataFrame's column that ``name`` refers to, or None.
+
+    Spark matches column names case-insensitively unless ``spark.sql.caseSensitive``
+    is on: ``withColumn("predictions", ...)`` replaces a column ``Predictions``.
+    """
+    sensitive = str(df.sparkSession.conf.get("spark.sql.caseSensitive", "false")).lower()
+    if sensitive == "true":
+        return name if name in df.columns else None
+    return next((c for c in df.columns if c.lower() == name.lower()), None)
+
+
 def check_output_columns(df: DataFrame, outputs: dict[str, str], error_col: str) -> None:
     """Raise :class:`InvalidParameterError` when output columns collide with each other,
     with the error column or with a column the DataFrame already has (as pyspark.ml's
@@ -100,26 +112,32 @@ def check_output_columns(df: DataFrame, outputs: dict[str, str], error_col: str)
     from pyspark.sql.types import StringType
 
     named = {**outputs, "errorCol": error_col}
-    seen: dict[str, str] = {}
+    sensitive = str(df.sparkSession.conf.get("spark.sql.caseSensitive", "false")).lower() == "true"
+    seen: dict[str, tuple[str, str]] = {}
     for param, name in named.items():
-        if name in seen:
+        key = name if sensitive else name.lower()  # Spark's rule for column names
+        if key in seen:
+            other, other_name = seen[key]
+            same = f"both {name!r}" if other_name == name else f"{other_name!r} and {name!r}"
             raise InvalidParameterError(
-                f"{seen[name]} and {param} are both {name!r}: one would overwrite the other; "
-                "give them different column names"
+                f"{other} and {param} are {same}: one would overwrite the other (Spark "
+                "compares column names ignoring case); give them different column names"
             )
-        seen[name] = param
+        seen[key] = (param, name)
     for param, name in outputs.items():
-        if name in df.columns:
+        existing = existing_column(df, name)
+        if existing is not None:
             raise InvalidParameterError(
-                f"the DataFrame already has a column {name!r}, which {param} would replace: "
-                f"set {param} to another name, or drop that column first "
-                f"(df.drop({name!r}))"
+                f"the DataFrame already has a column {existing!r}, which {param} "
+                f"({name!r}) would replace: set {param} to another name, or drop that "
+                f"column first (df.drop({existing!r}))"
             )
-    if error_col in df.columns:
-        field = df.schema[error_col]
+    existing_error = existing_column(df, error_col)
+    if existing_error is not None:
+        field = df.schema[existing_error]
         if not isinstance(field.dataType, StringType):
             raise InvalidParameterError(
-                f"the DataFrame already has a column {error_col!r} of type "
+                f"the DataFrame already has a column {existing_error!r} of type "
                 f"{field.dataType.simpleString()}; deepspark keeps row errors there as "
                 "strings: rename that column, or set errorCol to another name"
             )
@@ -148,6 +166,7 @@ def apply_task(
     if result_expr is not None:
         result = result_expr(result)
     error = F.col(f"{tmp}.error")
-    if error_col in df.columns:
-        error = F.coalesce(column(error_col), error)
+    existing_error = existing_column(df, error_col)
+    if existing_error is not None:
+        error = F.coalesce(column(existing_error), error)
     return out.withColumn(output_col, result).withColumn(error_col, error).drop(tmp)

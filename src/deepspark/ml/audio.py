@@ -10,7 +10,7 @@ from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.sql import DataFrame
 
 from deepspark.errors import InvalidParameterError, ModelNotFoundError, SignatureError
-from deepspark.ml._apply import apply_task, check_output_columns, column
+from deepspark.ml._apply import apply_task, check_output_columns, column, existing_column
 from deepspark.ml.params import (
     HasBatchSize,
     HasErrorCol,
@@ -198,7 +198,8 @@ class SpeechDetector(_AudioTransformer):
         out = apply_task(
             dataset, self.getInputCol(), tmp, error_col, task.run, task.result_spark_type()
         )
-        keep = [column(c) for c in dataset.columns if c not in (out_col, ratio_col, error_col)]
+        replaced = {out_col, ratio_col, error_col, existing_column(dataset, error_col)}
+        keep = [column(c) for c in dataset.columns if c not in replaced]
         return out.select(
             *keep,
             F.col(f"{tmp}.segments").alias(out_col),
