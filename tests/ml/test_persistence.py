@@ -365,3 +365,23 @@ def test_loaded_transformer_saved_over_its_own_folder(spark, tmp_path: Path) -> 
         row = stage.transform(files).select("features", "error").first()
         assert row.error is None
         np.testing.assert_allclose(row.features.toArray(), [1.0, 0.0, 0.0], atol=1e-6)
+
+
+def test_live_model_through_set_model_and_copy(spark) -> None:
+    """``setModel(module)`` and ``copy({t.model: module})`` take a live PyTorch module
+    as the constructor does (written to a file on the driver); both used to fail the
+    Param's string converter."""
+    torch = pytest.importorskip("torch")
+    net = torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]))
+        net.bias.zero_()
+    df = spark.createDataFrame([([1.0, 0.0, 1.0],)], "x array<float>")
+    base = deepspark.ModelTransformer(inputCols=["x"], outputCols=["y"], inputShapes=[[3]])
+    via_setter = base.copy().setModel(net)
+    via_copy = base.copy({base.model: net})
+    assert base.getModel() is None  # copy() leaves the original alone
+    for t in (via_setter, via_copy):
+        assert Path(t.getModel()).is_file()
+        row = t.transform(df).select("y", "error").first()
+        assert row.error is None and row.y == pytest.approx([4.0, 10.0])

@@ -178,6 +178,31 @@ class HasModelFile(Params):
     def getModel(self) -> str | None:
         return self.getOrDefault(self.model) if self.isDefined(self.model) else None
 
+    def setModel(self, value: Any) -> Any:
+        """Set ``model``: a path, or a live model where the constructor takes one.
+
+        A live ``nn.Module``/``keras.Model`` goes through ``setParams``, which writes it
+        to a file on the driver with the input shapes the transformer's Params give (as
+        the constructor does); the Param keeps only the path.
+        """
+        import os
+
+        if isinstance(value, (str, os.PathLike)) or not hasattr(self, "setParams"):
+            return self._set(model=os.fspath(value) if isinstance(value, os.PathLike) else value)
+        return self.setParams(model=value)
+
+    def copy(self, extra: dict[Any, Any] | None = None) -> Any:
+        """pyspark's ``copy``; a live model in ``extra`` is written to a file first (as
+        :meth:`setModel` does), since the ``model`` Param holds a path."""
+        import os
+
+        extra = dict(extra or {})
+        live = extra.get(self.model)
+        if live is None or isinstance(live, (str, os.PathLike)):
+            return super().copy(extra)
+        del extra[self.model]
+        return super().copy(extra).setModel(live)
+
     def getFramework(self) -> str:
         return self.getOrDefault(self.framework)
 
