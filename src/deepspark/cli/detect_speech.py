@@ -9,9 +9,8 @@ from typing import Any
 from deepspark.cli.common import (
     add_io_options,
     add_spark_options,
-    check_local_paths,
-    check_output_path,
     input_files,
+    prepare,
     spark_session,
     write_and_summarize,
 )
@@ -74,8 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from deepspark.cli.output import output_format
     from deepspark.ml.audio import SpeechDetector
 
-    check_local_paths(args.paths, args)
-    check_output_path(args)
+    prepare(args)
     if args.output:
         output_format(args.output)  # an unknown extension: exit 2 before Spark starts
     detector = SpeechDetector(  # bad settings raise here, before Spark starts

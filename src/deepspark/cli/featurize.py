@@ -10,9 +10,8 @@ from typing import Any
 from deepspark.cli.common import (
     add_io_options,
     add_spark_options,
-    check_local_paths,
-    check_output_path,
     input_files,
+    prepare,
     spark_session,
     write_and_summarize,
 )
@@ -57,8 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from deepspark.cli.output import output_format
     from deepspark.ml.image import DeepImageFeaturizer
 
-    check_local_paths(args.paths, args)
-    check_output_path(args)
+    prepare(args)
     if args.output:
         output_format(args.output)  # an unknown extension: exit 2 before Spark starts
     model_kwargs = _model_kwargs(args.model)

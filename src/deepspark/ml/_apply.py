@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from deepspark.errors import InvalidParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Callable
+
     from pyspark.sql import Column, DataFrame
     from pyspark.sql.types import DataType
 
@@ -89,16 +91,20 @@ def column(name: str) -> Column:
     return F.col("`" + name.replace("`", "``") + "`")
 
 
-def existing_column(df: DataFrame, name: str) -> str | None:
-    """The DataFrame's column that ``name`` refers to, or None.
-
-    Spark matches column names case-insensitively unless ``spark.sql.caseSensitive``
-    is on: ``withColumn("predictions", ...)`` replaces a column ``Predictions``.
-    """
+def _name_key(df: DataFrame) -> Callable[[str], str]:
+    """How Spark compares column names in ``df``'s session: ignoring case unless
+    ``spark.sql.caseSensitive`` is on (``withColumn("predictions", ...)`` replaces a
+    column ``Predictions``)."""
     sensitive = str(df.sparkSession.conf.get("spark.sql.caseSensitive", "false")).lower()
-    if sensitive == "true":
-        return name if name in df.columns else None
-    return next((c for c in df.columns if c.lower() == name.lower()), None)
+    return str if sensitive == "true" else str.lower
+
+
+def existing_column(
+    df: DataFrame, name: str, key: Callable[[str], str] | None = None
+) -> str | None:
+    """The DataFrame's column that ``name`` refers to (Spark's rule), or None."""
+    key = key or _name_key(df)
+    return next((c for c in df.columns if key(c) == key(name)), None)
 
 
 def check_output_columns(df: DataFrame, outputs: dict[str, str], error_col: str) -> None:
@@ -111,28 +117,26 @@ def check_output_columns(df: DataFrame, outputs: dict[str, str], error_col: str)
     """
     from pyspark.sql.types import StringType
 
-    named = {**outputs, "errorCol": error_col}
-    sensitive = str(df.sparkSession.conf.get("spark.sql.caseSensitive", "false")).lower() == "true"
+    key = _name_key(df)
     seen: dict[str, tuple[str, str]] = {}
-    for param, name in named.items():
-        key = name if sensitive else name.lower()  # Spark's rule for column names
-        if key in seen:
-            other, other_name = seen[key]
+    for param, name in {**outputs, "errorCol": error_col}.items():
+        if key(name) in seen:
+            other, other_name = seen[key(name)]
             same = f"both {name!r}" if other_name == name else f"{other_name!r} and {name!r}"
             raise InvalidParameterError(
                 f"{other} and {param} are {same}: one would overwrite the other (Spark "
                 "compares column names ignoring case); give them different column names"
             )
-        seen[key] = (param, name)
+        seen[key(name)] = (param, name)
     for param, name in outputs.items():
-        existing = existing_column(df, name)
+        existing = existing_column(df, name, key)
         if existing is not None:
             raise InvalidParameterError(
                 f"the DataFrame already has a column {existing!r}, which {param} "
                 f"({name!r}) would replace: set {param} to another name, or drop that "
                 f"column first (df.drop({existing!r}))"
             )
-    existing_error = existing_column(df, error_col)
+    existing_error = existing_column(df, error_col, key)
     if existing_error is not None:
         field = df.schema[existing_error]
         if not isinstance(field.dataType, StringType):
@@ -151,14 +155,18 @@ def apply_task(
     run: Any,
     result_type: DataType,
     result_expr: Any = None,
+    checked: bool = False,
 ) -> DataFrame:
     """``df`` plus ``output_col`` (the result) and ``error_col`` (existing errors kept).
 
-    ``result_expr`` optionally maps the result column (e.g. array -> vector).
+    ``result_expr`` optionally maps the result column (e.g. array -> vector). A caller
+    that writes ``output_col`` to other columns afterwards checks those itself
+    (:func:`check_output_columns`) and passes ``checked=True``.
     """
     from pyspark.sql import functions as F
 
-    check_output_columns(df, {"outputCol": output_col}, error_col)
+    if not checked:
+        check_output_columns(df, {"outputCol": output_col}, error_col)
     tmp = "__deepspark_out"
     udf = task_udf(run, result_type)
     out = df.withColumn(tmp, udf(column(input_col) if isinstance(input_col, str) else input_col))

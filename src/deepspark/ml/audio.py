@@ -196,10 +196,18 @@ class SpeechDetector(_AudioTransformer):
         )
         tmp = "__deepspark_speech"
         out = apply_task(
-            dataset, self.getInputCol(), tmp, error_col, task.run, task.result_spark_type()
+            dataset,
+            self.getInputCol(),
+            tmp,
+            error_col,
+            task.run,
+            task.result_spark_type(),
+            checked=True,
         )
-        replaced = {out_col, ratio_col, error_col, existing_column(dataset, error_col)}
-        keep = [column(c) for c in dataset.columns if c not in replaced]
+        # The outputs are new columns (checked above); the error column may exist, and
+        # apply_task replaced it.
+        replaced = existing_column(dataset, error_col)
+        keep = [column(c) for c in dataset.columns if c != replaced]
         return out.select(
             *keep,
             F.col(f"{tmp}.segments").alias(out_col),

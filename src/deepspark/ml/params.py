@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from pyspark.ml.param import Param, Params, TypeConverters
@@ -161,7 +162,8 @@ class HasModelFile(Params):
     model: Param[str] = Param(
         Params._dummy(),
         "model",
-        "path or URI of a model file or folder",
+        "path or URI of a model file or folder (used instead of modelName where the "
+        "transformer has one)",
         typeConverter=TypeConverters.toString,
     )
     framework: Param[str] = Param(
@@ -185,8 +187,6 @@ class HasModelFile(Params):
         to a file on the driver with the input shapes the transformer's Params give (as
         the constructor does); the Param keeps only the path.
         """
-        import os
-
         if isinstance(value, (str, os.PathLike)) or not hasattr(self, "setParams"):
             return self._set(model=os.fspath(value) if isinstance(value, os.PathLike) else value)
         return self.setParams(model=value)
@@ -194,8 +194,6 @@ class HasModelFile(Params):
     def copy(self, extra: dict[Any, Any] | None = None) -> Any:
         """pyspark's ``copy``; a live model in ``extra`` is written to a file first (as
         :meth:`setModel` does), since the ``model`` Param holds a path."""
-        import os
-
         extra = dict(extra or {})
         live = extra.get(self.model)
         if live is None or isinstance(live, (str, os.PathLike)):
@@ -222,12 +220,6 @@ class HasModelSource(HasModelFile):
         Params._dummy(),
         "modelName",
         "name of a pretrained model that ships in a package (see `deepspark models`)",
-        typeConverter=TypeConverters.toString,
-    )
-    model: Param[str] = Param(
-        Params._dummy(),
-        "model",
-        "path or URI of a model file or folder (used instead of modelName when set)",
         typeConverter=TypeConverters.toString,
     )
 

@@ -114,7 +114,7 @@ def _copy_out(spark: SparkSession, saved_dir: str, relative: str) -> Path:
     model folder is copied into the local cache, keyed by its content (copied, not
     hard-linked: an edit of the saved file in place must not change the cache).
     """
-    from deepspark.models.cache import cache_dir, path_sha256
+    from deepspark.models.cache import cache_dir, file_sha256, path_sha256, remember_sha256
 
     local = _local(spark, saved_dir)
     if local is not None:
@@ -131,6 +131,12 @@ def _copy_out(spark: SparkSession, saved_dir: str, relative: str) -> Path:
                 os.replace(tmp, target)
             except OSError:  # another process made it first
                 shutil.rmtree(tmp, ignore_errors=True)
+        # The copy holds the saved files' content (the cache is keyed by it), whose
+        # hashes path_sha256 has just taken: checking and shipping the copy need not
+        # read the model again.
+        for source in folder.rglob("*"):
+            if source.is_file():
+                remember_sha256(target / source.relative_to(folder), file_sha256(source))
         return target / inside.name
 
     # Models are read by the driver (and shipped to executors from there), so the model

@@ -250,7 +250,13 @@ class ModelTransformer(
         tmp = "__deepspark_outputs"
         packed = F.struct(*[_array_input(dataset, c).alias(f"i{i}") for i, c in enumerate(in_cols)])
         out = apply_task(
-            dataset, packed, tmp, self.getErrorCol(), task.run, task.result_spark_type()
+            dataset,
+            packed,
+            tmp,
+            self.getErrorCol(),
+            task.run,
+            task.result_spark_type(),
+            checked=True,
         )
         for col, name in zip(out_cols, task.output_names):
             out = out.withColumn(col, F.col(tmp).getField(name))

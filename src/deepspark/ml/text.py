@@ -286,6 +286,7 @@ class TextClassifier(
             self.getErrorCol(),
             task.run,
             task.result_spark_type(),
+            checked=True,
         )
         return (
             out.withColumn(self.getLabelCol(), F.col(f"{tmp}.label"))

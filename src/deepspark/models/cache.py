@@ -31,6 +31,7 @@ __all__ = [
     "file_sha256",
     "path_sha256",
     "read_record",
+    "remember_sha256",
     "ship_file",
     "worker_cached",
     "write_record",
@@ -75,6 +76,17 @@ def write_record(folder: str, key: str, data: dict[str, Any]) -> None:
 _HASHES: dict[tuple[str, int, int], str] = {}
 
 
+def _hash_key(path: Path, stat: os.stat_result) -> tuple[str, int, int]:
+    return (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+def remember_sha256(path: str | Path, digest: str) -> None:
+    """Record ``digest`` as the SHA-256 of ``path`` as it is now: for a copy whose
+    source was just hashed, so that hashing the copy does not read it again."""
+    path = Path(path)
+    _HASHES[_hash_key(path, path.stat())] = digest
+
+
 def file_sha256(path: str | Path) -> str:
     """SHA-256 of a file's content, memoised by (path, size, mtime)."""
     path = Path(path)
@@ -84,7 +96,7 @@ def file_sha256(path: str | Path) -> str:
         raise ModelNotFoundError(f"model file not found: {path}") from None
     except OSError as exc:
         raise ModelLoadError(f"cannot read model file {path}: {exc.strerror}") from None
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    key = _hash_key(path, stat)
     if key not in _HASHES:
         digest = hashlib.sha256()
         try:

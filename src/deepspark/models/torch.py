@@ -290,16 +290,14 @@ class TorchScriptModel(_TorchModel):
         self.path = path
 
     def _call(self, args: list[Any]) -> Any:
-        if self.device == "cpu":
-            return self._module(*args)
         # On a GPU, TorchScript's profiling executor profiles and compiles fused kernels
         # for each new input shape: measured on an H200 (EfficientNet-Lite0), 2.2 s for
         # each of the first two batches and for a new batch size (a task's last, smaller
         # batch), against 15 ms per 64-image batch, in every Python worker. Without
         # graph optimisation the same cuDNN kernels run at the same 15 ms, and a new
-        # shape costs ~50 ms (docs/benchmarks.md, "GPU"). A process-wide switch, set
-        # only around the call.
-        with _torch().jit.optimized_execution(False):
+        # shape costs ~50 ms (docs/benchmarks.md, "GPU"). The CPU keeps PyTorch's
+        # default. A process-wide switch, set only around the call.
+        with _torch().jit.optimized_execution(self.device == "cpu"):
             return self._module(*args)
 
 
