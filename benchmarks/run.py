@@ -65,6 +65,12 @@ VARIANTS = [
     ),
     Variant("deepspark-api", "deepspark-api", "deepspark Python API (list_paths), local[*]"),
     Variant(
+        "deepspark-api-noprestart",
+        "deepspark-api",
+        "deepspark Python API (list_paths), local[*], session(prestart=False)",
+        args=("--no-prestart",),
+    ),
+    Variant(
         "deepspark-api-content",
         "deepspark-api",
         "deepspark Python API over binaryFile content, local[*]",

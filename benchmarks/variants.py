@@ -158,12 +158,12 @@ def _write_top5(out: str, files: list[str], batches: list[tuple], t0: float) -> 
 
 
 # ------------------------------------------------------------------ deepspark
-def _spark(deepspark_session: bool) -> tuple[object, float]:
+def _spark(deepspark_session: bool, prestart: bool = True) -> tuple[object, float]:
     t0 = time.perf_counter()
     if deepspark_session:
         import deepspark
 
-        spark = deepspark.session("local[*]")
+        spark = deepspark.session("local[*]", prestart=prestart)
     else:
         from pyspark.sql import SparkSession
 
@@ -177,7 +177,7 @@ def _spark(deepspark_session: bool) -> tuple[object, float]:
 def run_deepspark_api(a: argparse.Namespace) -> dict[str, float]:
     import deepspark
 
-    spark, startup = _spark(True)
+    spark, startup = _spark(True, prestart=not a.no_prestart)
     t0 = time.perf_counter()
     if a.input == "paths":
         # The fastest route docs/images.md shows: local files listed on the driver, each
@@ -406,6 +406,11 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--quantize", default="none")
     p.add_argument("--fast-decode", action="store_true")
+    p.add_argument(
+        "--no-prestart",
+        action="store_true",
+        help="deepspark API: deepspark.session(prestart=False), nothing started ahead",
+    )
     p.add_argument("--input", choices=("paths", "content"), default="paths")
     p.add_argument(
         "--lanes",

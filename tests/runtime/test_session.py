@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from deepspark.session import LOCAL_JVM_OPTIONS
+from tests.runtime._fresh import results
 
 _PROBE = """
 import json, sys
@@ -29,22 +30,7 @@ spark.stop()
 
 def _jvm_args(*confs: dict[str, str]) -> list[list[str]]:
     """The JVM input arguments of a local session started with each conf (in parallel)."""
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _PROBE, json.dumps(conf)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for conf in confs
-    ]
-    results = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=240)
-        assert proc.returncode == 0, err[-2000:]
-        line = next(ln for ln in out.splitlines() if ln.startswith("ARGS "))
-        results.append(json.loads(line[len("ARGS ") :]))
-    return results
+    return [args for args, _ in results(_PROBE, *map(json.dumps, confs), tag="ARGS ", timeout=240)]
 
 
 def test_local_jvm_gets_quick_start_options_unless_the_user_sets_their_own() -> None:
