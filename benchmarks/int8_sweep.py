@@ -15,9 +15,16 @@ It also prints the CPU's int8-relevant instruction flags (``avx2``, ``avx512_vnn
 ``avx_vnni``, ``amx_int8``): without VNNI, ONNX Runtime's int8 convolutions may not be
 faster than float.
 
+With ``--cascade`` it also reports, per setting, the cost of re-running in float only
+the rows whose int8 answer is uncertain (top-1 minus top-2 int8 probability below a
+margin): the share of rows re-run and the top-1 agreement reached, for a range of
+margins. The speed of such a cascade relative to float is at most
+``1 / (1 / speed_ratio + share)``.
+
 Examples
 --------
     python benchmarks/int8_sweep.py -n 200
+    python benchmarks/int8_sweep.py -n 200 --only shipped --cascade
     python benchmarks/int8_sweep.py -n 200 --only shipped,old --json /tmp/sweep.json
 """
 
@@ -158,6 +165,20 @@ def held_out(n: int, pre: object) -> np.ndarray:
     return to_batch(pixels, pre)  # type: ignore[arg-type]
 
 
+def cascade(int8_logits: np.ndarray, agree: np.ndarray) -> list[dict[str, float]]:
+    """Share of rows re-run in float, and the agreement reached, per margin."""
+    z = np.exp(int8_logits - int8_logits.max(1, keepdims=True))
+    prob = np.sort(z / z.sum(1, keepdims=True), axis=1)
+    margin = prob[:, -1] - prob[:, -2]
+    out = []
+    for m in (0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5):
+        rerun = margin < m
+        out.append(
+            {"margin": m, "share": float(rerun.mean()), "agreement": float((rerun | agree).mean())}
+        )
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -168,6 +189,11 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     p.add_argument("--only", default="", help="comma-separated setting names (default all)")
     p.add_argument("--json", type=Path, help="also write the rows here")
+    p.add_argument(
+        "--cascade",
+        action="store_true",
+        help="also report float re-runs of uncertain int8 rows (share re-run, agreement)",
+    )
     a = p.parse_args()
 
     from deepspark.models.zoo import get_named_model
@@ -198,7 +224,8 @@ def main() -> None:
         path = quantize_int8(plain, pre, "input", settings=settings)
         made_s = time.perf_counter() - t
         int8 = session(path, a.threads)
-        top1 = logits(int8, x).argmax(1)
+        int8_logits = logits(int8, x)
+        top1 = int8_logits.argmax(1)
         agree = top1 == ref.argmax(1)
         row = {
             "name": name,
@@ -213,6 +240,8 @@ def main() -> None:
             "speed_ratio": speed_ratio(fp32, int8, x[: a.batch], a.reps),
             "quantize_s": made_s,
         }
+        if a.cascade:
+            row["cascade"] = cascade(int8_logits, agree)
         rows.append(row)
         print(
             f"| {label} (`{name}`) | {row['top1_agreement']:.1%} | "
@@ -220,6 +249,13 @@ def main() -> None:
             f"{row['top1_agreement_simulated']:.1%} | {row['speed_ratio']:.2f}x |",
             flush=True,
         )
+    for row in rows if a.cascade else []:
+        print(f"\n{row['name']}: float re-run of rows with int8 top-1 - top-2 probability < margin")
+        print("| margin | rows re-run in float | top-1 agreement | speed vs float, at most |")
+        print("|---:|---:|---:|---:|")
+        for c in row["cascade"]:
+            bound = 1 / (1 / row["speed_ratio"] + c["share"])
+            print(f"| {c['margin']} | {c['share']:.1%} | {c['agreement']:.1%} | {bound:.2f}x |")
     if a.json:
         a.json.write_text(json.dumps({"cpu": cpu_flags(), "n": a.n, "rows": rows}, indent=1))
 

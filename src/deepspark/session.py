@@ -86,10 +86,11 @@ def session(
         background (:mod:`deepspark.runtime._warmup`): import the transformer modules
         while the JVM starts, then start one Python worker per core with deepspark's
         executor modules, ONNX Runtime and the decoders imported. The first job of a
-        session then starts its first inference ~1.2 s sooner (2,000 photos on 2
-        cores: 1.4 s shorter; docs/benchmarks.md, "Ninth round"); a job started at once
-        shares the cores with that background work. No model is loaded before a job
-        names one. ``False`` starts nothing ahead.
+        session then starts its first inference ~1.2 s sooner; a job started the
+        moment the session is up shares the cores with that work (on 2 cores,
+        start-up plus first job was then about the same: docs/benchmarks.md, "Ninth
+        round"). No model is loaded before a job names one. ``False`` starts nothing
+        ahead.
 
     Returns
     -------
