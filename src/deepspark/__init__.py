@@ -90,7 +90,8 @@ __getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
 
 __version__ = "0.1.0"
 
-__all__ = [
+# Grouped by part (readers, transformers, models, runtime, errors), as the docs list them.
+__all__ = [  # noqa: RUF022
     "__version__",
     # readers
     "read_images",

@@ -10,6 +10,5 @@ logger.addHandler(logging.NullHandler())
 
 def get_logger(name: str) -> logging.Logger:
     """A child of the ``deepspark`` logger, e.g. ``get_logger(__name__)``."""
-    if name.startswith("deepspark."):
-        name = name[len("deepspark.") :]
+    name = name.removeprefix("deepspark.")
     return logger.getChild(name)

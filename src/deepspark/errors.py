@@ -23,14 +23,14 @@ from __future__ import annotations
 
 __all__ = [
     "DeepSparkError",
-    "MissingDependencyError",
-    "InvalidParameterError",
     "InputNotFoundError",
+    "InvalidParameterError",
+    "MissingDependencyError",
     "ModelError",
-    "ModelNotFoundError",
     "ModelLoadError",
-    "UnsafeModelError",
+    "ModelNotFoundError",
     "SignatureError",
+    "UnsafeModelError",
 ]
 
 

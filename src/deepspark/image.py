@@ -8,4 +8,4 @@
 
 from deepspark.io.images import OCV_MODES, from_array, image_schema, to_array
 
-__all__ = ["to_array", "from_array", "image_schema", "OCV_MODES"]
+__all__ = ["to_array", "from_array", "image_schema", "OCV_MODES"]  # noqa: RUF022 - docs order

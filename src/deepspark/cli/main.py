@@ -20,7 +20,7 @@ from deepspark.errors import (
     ModelNotFoundError,
 )
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 from deepspark.cli import common
 from deepspark.cli.common import EXIT_FAILED, EXIT_USAGE, ArgumentParser, UsageError

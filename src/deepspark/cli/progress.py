@@ -29,11 +29,11 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "JobResult",
     "Summary",
-    "task_fraction",
+    "format_duration",
+    "print_summary",
     "run_job",
     "summarize",
-    "print_summary",
-    "format_duration",
+    "task_fraction",
 ]
 
 #: seconds between two polls of the status tracker

@@ -45,7 +45,7 @@ from deepspark.cli.common import (
 
 log = get_logger(__name__)
 
-__all__ = ["register", "run", "load_rows", "build_report", "pca_2d", "ReportData"]
+__all__ = ["ReportData", "build_report", "load_rows", "pca_2d", "register", "run"]
 
 _PATH_COLUMNS = ("path", "origin", "file", "filename")
 _VECTOR_COLUMNS = ("embedding", "embeddings", "features", "vector", "vectors")

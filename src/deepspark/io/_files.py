@@ -262,9 +262,7 @@ def _expand_braces(pattern: str) -> list[str]:
             if depth == 0:
                 options.append(pattern[begin:i])
                 head, tail = pattern[:start], pattern[i + 1 :]
-                return [
-                    x for option in options for x in _expand_braces(head + option + tail)
-                ]
+                return [x for option in options for x in _expand_braces(head + option + tail)]
         elif c == "," and depth == 1:
             options.append(pattern[begin:i])
             begin = i + 1

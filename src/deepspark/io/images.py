@@ -32,13 +32,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql.types import StructType
 
 __all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "OCV_MODES",
+    "decode_image",
+    "from_array",
+    "image_schema",
     "read_images",
     "to_array",
-    "from_array",
-    "decode_image",
-    "image_schema",
-    "OCV_MODES",
-    "DEFAULT_MAX_PIXELS",
 ]
 
 #: OpenCV type codes used by Spark's image struct, by number of channels.

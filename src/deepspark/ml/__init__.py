@@ -20,12 +20,16 @@ _LAZY: dict[str, str] = {
     "TextClassifier": "deepspark.ml.text",
 }
 
-if TYPE_CHECKING:
-    from deepspark.ml.audio import AudioModelTransformer, SpeechDetector
-    from deepspark.ml.image import DeepImageFeaturizer, DeepImagePredictor, ImageModelTransformer
-    from deepspark.ml.sql import register_udf
-    from deepspark.ml.tensor import ModelTransformer
-    from deepspark.ml.text import TextClassifier, TextEmbedder
+if TYPE_CHECKING:  # names for type checkers; __all__ comes from _LAZY
+    from deepspark.ml.audio import AudioModelTransformer, SpeechDetector  # noqa: F401
+    from deepspark.ml.image import (  # noqa: F401
+        DeepImageFeaturizer,
+        DeepImagePredictor,
+        ImageModelTransformer,
+    )
+    from deepspark.ml.sql import register_udf  # noqa: F401
+    from deepspark.ml.tensor import ModelTransformer  # noqa: F401
+    from deepspark.ml.text import TextClassifier, TextEmbedder  # noqa: F401
 
 __getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
 

@@ -19,7 +19,7 @@ _IMAGE_FIELDS = {"height", "width", "nChannels", "mode", "data"}
 
 
 def column_input_kind(df: DataFrame, column: str, struct_fields: set[str], struct_hint: str) -> str:
-    """"struct" (a struct with ``struct_fields``), "binary" (file bytes) or "path" (paths).
+    """The kind of ``column``: "struct" (with ``struct_fields``), "binary" or "path".
 
     ``struct_hint`` names where such structs come from, for the error message.
     """
@@ -43,7 +43,7 @@ def column_input_kind(df: DataFrame, column: str, struct_fields: set[str], struc
 
 
 def image_input_kind(df: DataFrame, column: str) -> str:
-    """"struct" (Spark image struct), "binary" (file bytes) or "path" (file paths)."""
+    """The kind of image input: "struct" (Spark image struct), "binary" or "path"."""
     return column_input_kind(
         df,
         column,

@@ -11,20 +11,20 @@ from pyspark.ml.param.shared import HasInputCol, HasInputCols, HasOutputCol, Has
 from deepspark.errors import InvalidParameterError
 
 __all__ = [
+    "HasBatchSize",
+    "HasErrorCol",
+    "HasImagePreprocessing",
     "HasInputColumn",
     "HasInputColumns",
+    "HasModelFile",
+    "HasModelLoading",
+    "HasModelSource",
+    "HasNumThreads",
     "HasOutputColumn",
     "HasOutputColumns",
-    "HasErrorCol",
     "HasParamAccessors",
-    "HasBatchSize",
-    "HasNumThreads",
-    "HasModelFile",
-    "HasModelSource",
-    "HasImagePreprocessing",
-    "HasModelLoading",
-    "model_param_value",
     "HasQuantize",
+    "model_param_value",
 ]
 
 

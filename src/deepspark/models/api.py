@@ -194,7 +194,7 @@ def _export_torch_module(module: Any, shapes: Shapes | None, engine: str) -> Mod
             log.info("ONNX export of the nn.Module differs from PyTorch; using TorchScript")
         except ModelError:
             raise
-        except Exception as exc:  # noqa: BLE001 - the exporter raises many types
+        except Exception as exc:  # the exporter raises many types
             if engine == "onnxruntime":
                 raise ModelLoadError(
                     f"cannot export the nn.Module to ONNX: {_first_line(exc)}"
@@ -212,7 +212,7 @@ def _script_torch_module(module: Any, out_dir: Path) -> ModelSpec:
     module.eval()
     try:
         scripted = torch.jit.script(module)
-    except Exception as exc:  # noqa: BLE001 - the TorchScript compiler raises many types
+    except Exception as exc:  # the TorchScript compiler raises many types
         raise InvalidParameterError(
             "this PyTorch nn.Module cannot be compiled with torch.jit.script "
             f"({_first_line(exc)}); pass input_shapes=[(-1, 3, 224, 224)] (-1 for the "
@@ -439,7 +439,7 @@ def prepare_model(
         return spec, native
     try:
         converted = _to_onnx(spec, native, shapes)
-    except Exception as exc:  # noqa: BLE001 - converters raise many types
+    except Exception as exc:  # converters raise many types
         if engine == "onnxruntime":
             raise ModelLoadError(
                 f"cannot convert {spec.path} to ONNX: {_first_line(exc)}; use engine='auto' "

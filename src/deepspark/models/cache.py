@@ -175,7 +175,7 @@ class ShippedFile:
             candidate = SparkFiles.get(self.name)
             if os.path.exists(candidate):
                 return candidate
-        except Exception:  # noqa: BLE001 - no SparkFiles outside a Spark process
+        except Exception:  # noqa: BLE001, S110 - no SparkFiles outside a Spark process
             pass
         if os.path.exists(self.driver_path):
             return self.driver_path

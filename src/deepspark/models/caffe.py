@@ -17,7 +17,7 @@ from deepspark._deps import require
 from deepspark.errors import InvalidParameterError, ModelLoadError, ModelNotFoundError
 from deepspark.models.base import Model, Signature, TensorSpec
 
-__all__ = ["CaffeModel", "caffe_pair", "PROTOTXT", "CAFFEMODEL"]
+__all__ = ["CAFFEMODEL", "PROTOTXT", "CaffeModel", "caffe_pair"]
 
 #: names of the two files inside a shipped Caffe bundle folder
 PROTOTXT = "deploy.prototxt"
@@ -48,7 +48,10 @@ def caffe_pair(path: Path, prototxt: str | Path | None = None) -> tuple[Path, Pa
         else:
             candidates = [path.with_suffix(".prototxt"), path.with_name("deploy.prototxt")]
             proto = next((c for c in candidates if c.is_file()), candidates[0])
-    for role, file in (("network definition (.prototxt)", proto), ("weights (.caffemodel)", weights)):
+    for role, file in (
+        ("network definition (.prototxt)", proto),
+        ("weights (.caffemodel)", weights),
+    ):
         if not file.is_file():
             raise ModelNotFoundError(
                 f"Caffe {role} not found: {file}; a Caffe model needs both files "
@@ -59,11 +62,11 @@ def caffe_pair(path: Path, prototxt: str | Path | None = None) -> tuple[Path, Pa
 
 _INPUT_LAYER = re.compile(
     r'layer\s*\{[^{}]*?type:\s*"Input"[^{}]*?top:\s*"([^"]+)"[^{}]*?input_param\s*\{\s*shape\s*\{([^}]*)\}',
-    re.S,
+    re.DOTALL,
 )
 _INPUT_LAYER_TOP_LAST = re.compile(
     r'layer\s*\{[^{}]*?top:\s*"([^"]+)"[^{}]*?type:\s*"Input"[^{}]*?input_param\s*\{\s*shape\s*\{([^}]*)\}',
-    re.S,
+    re.DOTALL,
 )
 
 
@@ -76,8 +79,8 @@ def _prototxt_inputs(text: str) -> list[TensorSpec]:
             if all(s.name != name for s in specs):
                 specs.append(TensorSpec(name, "float32", (-1, *shape[1:])))
     if not specs:
-        names = re.findall(r'^\s*input:\s*"([^"]+)"', text, re.M)
-        dims = [int(d) for d in re.findall(r"^\s*input_dim:\s*(\d+)", text, re.M)]
+        names = re.findall(r'^\s*input:\s*"([^"]+)"', text, re.MULTILINE)
+        dims = [int(d) for d in re.findall(r"^\s*input_dim:\s*(\d+)", text, re.MULTILINE)]
         if not dims:
             block = re.search(r"input_shape\s*\{([^}]*)\}", text)
             dims = [int(d) for d in re.findall(r"dim:\s*(\d+)", block.group(1))] if block else []
@@ -136,7 +139,7 @@ class CaffeModel(Model):
         if not inputs:
             raise InvalidParameterError(
                 f"cannot find the input of {proto}: declare it with an Input layer "
-                '(input_param { shape { dim: ... } }) or input: / input_dim'
+                "(input_param { shape { dim: ... } }) or input: / input_dim"
             )
         self._out_names = list(self._net.getUnconnectedOutLayersNames())
         self._signature = Signature(

@@ -109,9 +109,7 @@ class KerasModel(Model):
 
     def predict(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         self._signature.check_inputs(inputs)
-        args = [
-            np.ascontiguousarray(inputs[s.name], dtype=s.dtype) for s in self._signature.inputs
-        ]
+        args = [np.ascontiguousarray(inputs[s.name], dtype=s.dtype) for s in self._signature.inputs]
         out = self._model(args if len(args) > 1 else args[0], training=False)
         if isinstance(out, Mapping):
             out = [out[n] for n in self._signature.output_names]

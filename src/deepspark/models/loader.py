@@ -8,7 +8,7 @@ from typing import Any
 from deepspark.models.base import Model
 from deepspark.models.cache import ShippedFile, worker_cached
 
-__all__ = ["ModelRef", "BACKENDS"]
+__all__ = ["BACKENDS", "ModelRef"]
 
 
 def _load_onnx(path: str, threads: int | None, gpu: int | None, **_: Any) -> Model:

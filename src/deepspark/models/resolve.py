@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deepspark.errors import InvalidParameterError, SignatureError
+from deepspark.models.base import Signature
 from deepspark.models.cache import ship_file
 from deepspark.models.labels import ClassLabel, load_labels
-from deepspark.models.base import Signature
 from deepspark.models.loader import ModelRef
 from deepspark.models.zoo import get_named_model
 from deepspark.runtime.preprocess import ImagePreprocess
@@ -25,10 +25,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "ResolvedImageModel",
-    "resolve_image_model",
-    "detect_framework",
     "canonical_framework",
+    "detect_framework",
     "local_model_path",
+    "resolve_image_model",
 ]
 
 

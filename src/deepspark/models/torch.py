@@ -32,15 +32,15 @@ from deepspark.errors import (
 from deepspark.models.base import Model, Signature, TensorSpec
 
 __all__ = [
-    "TorchScriptModel",
     "TorchExportModel",
-    "torch_file_kind",
-    "load_pickled_module",
-    "export_module",
-    "output_names",
-    "flatten_outputs",
+    "TorchScriptModel",
     "check_weights_only",
+    "export_module",
+    "flatten_outputs",
+    "load_pickled_module",
+    "output_names",
     "torch_device",
+    "torch_file_kind",
 ]
 
 _WARNED: set[str] = set()
@@ -225,7 +225,7 @@ def _probe_outputs(module: Any, sig: Signature, device: str = "cpu") -> tuple[Te
     try:
         with torch.inference_mode():
             out = flatten_outputs(module(*args))
-    except Exception as exc:  # noqa: BLE001 - TorchScript raises its own error types
+    except Exception as exc:  # TorchScript raises its own error types
         shapes = [list(s.shape) for s in sig.inputs]
         raise SignatureError(
             f"the TorchScript model fails on inputs of shape {shapes}: "
@@ -437,8 +437,10 @@ def export_module(
                 dynamo=False,
             )
         else:
-            traced = module if isinstance(module, torch.jit.ScriptModule) else (
-                torch.jit.trace(module, args, check_trace=False)
+            traced = (
+                module
+                if isinstance(module, torch.jit.ScriptModule)
+                else (torch.jit.trace(module, args, check_trace=False))
             )
             torch.jit.save(traced, str(tmp))
     os.replace(tmp, target)

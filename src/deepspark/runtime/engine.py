@@ -22,12 +22,12 @@ from deepspark.runtime.preprocess import ImagePreprocess, load_pixels, to_batch
 from deepspark.runtime.threads import task_gpu, task_threads
 
 __all__ = [
-    "ImageModelTask",
     "OUTPUT_MODES",
+    "ImageModelTask",
+    "arrow_input_kind",
     "softmax",
     "topk_indices",
     "topk_structs",
-    "arrow_input_kind",
 ]
 
 #: how a model output becomes a column value

@@ -10,7 +10,7 @@ import numpy as np
 
 from deepspark.errors import InvalidParameterError
 
-__all__ = ["ImagePreprocess", "load_pixels", "to_batch", "read_path"]
+__all__ = ["ImagePreprocess", "load_pixels", "read_path", "to_batch"]
 
 _RESAMPLE = {"nearest": 0, "bilinear": 2, "bicubic": 3, "lanczos": 1, "box": 4, "hamming": 5}
 

@@ -12,7 +12,7 @@ import os
 from deepspark.errors import InvalidParameterError
 from deepspark.runtime.preprocess import cpu_count
 
-__all__ = ["task_threads", "task_gpu"]
+__all__ = ["task_gpu", "task_threads"]
 
 
 def task_threads(requested: int | None = None) -> int:
@@ -33,7 +33,7 @@ def task_threads(requested: int | None = None) -> int:
         ctx = TaskContext.get()
         if ctx is not None:
             return max(1, int(ctx.cpus()))
-    except Exception:  # noqa: BLE001 - outside a task
+    except Exception:  # noqa: BLE001, S110 - outside a task
         pass
     return cpu_count()
 
