@@ -439,6 +439,9 @@ def write_and_summarize(
             total,
             args.quiet,
             progress_unit or unit,
+            # One written row per item counted, unless progress counts something else
+            # (embed: files in, one row per sentence out).
+            count_rows=progress_unit in (None, unit),
         )
         written = read_results(spark, output, like=result)
         if show is not None and getattr(args, "show", 0) > 0 and not args.quiet:

@@ -6,10 +6,14 @@ share of finished tasks into files done out of the total known from the listing,
 a rate and an ETA. It is drawn with rich on a terminal, as plain lines otherwise (a
 log, a CI job), and not at all with ``--quiet``.
 
-Spark reports progress per finished task, so the count is an estimate that moves in
-steps of one task's share of the files; a job of few tasks advances in few steps. An
-action that runs several jobs (adaptive execution materializes a join's shuffle first)
-starts counting again for each job, and the display says which job it is on.
+Spark reports progress per finished task, so from the status tracker alone the count
+is an estimate that moves in steps of one task's share of the files; a job of few
+tasks (one per core, as a local path list is split) advances in few steps. In a local
+session, when the items counted are the rows the job writes, the tasks also record the
+rows they have output so far (:mod:`deepspark.runtime._progress`) and the count moves
+with them. An action that runs several jobs (adaptive execution materializes a join's
+shuffle first) starts counting again for each job, and the display says which job it
+is on.
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ __all__ = [
 POLL_S = 0.5
 #: seconds between two plain progress lines when nothing changed
 PLAIN_HEARTBEAT_S = 10.0
+#: plain output (a log, a CI job): at most one line per this many seconds while the
+#: count moves (local row counts move at nearly every poll)
+PLAIN_MIN_S = 5.0
 
 
 @dataclass
@@ -114,7 +121,7 @@ class _Display:
         self.live = self.console.is_terminal and not quiet
         self.progress: Any = None
         self.task: Any = None
-        self.last_line = ""
+        self.last_shown: tuple[int | None, int] | None = None
         self.last_line_at = 0.0
 
     def __enter__(self) -> _Display:
@@ -163,10 +170,12 @@ class _Display:
         job = "" if final or step < 2 else f" (Spark job {step})"
         line = f"progress{job}: {done if done is not None else 0}/{total} {self.unit}{pct}, {rate_text}"
         now = time.monotonic()
-        if final or line != self.last_line or now - self.last_line_at >= PLAIN_HEARTBEAT_S:
+        since = now - self.last_line_at
+        moved = (done, step) != self.last_shown and since >= PLAIN_MIN_S
+        if final or moved or since >= PLAIN_HEARTBEAT_S:
             eta_text = "done" if final else f"ETA {format_duration(eta)}"
             self.console.print(f"{line}, elapsed {format_duration(elapsed)}, {eta_text}")
-            self.last_line, self.last_line_at = line, now
+            self.last_shown, self.last_line_at = (done, step), now
 
     def __exit__(self, *exc: object) -> None:
         if self.progress is not None:
@@ -179,6 +188,7 @@ def run_job(
     total: int | None,
     quiet: bool = False,
     unit: str = "files",
+    count_rows: bool = False,
 ) -> JobResult:
     """Call ``write_fn()`` (a Spark action) while showing its progress.
 
@@ -195,6 +205,9 @@ def run_job(
         Draw nothing.
     unit : str
         What is counted ("files", "rows").
+    count_rows : bool
+        The action writes one row per item counted: in a local session, count the rows
+        deepspark's transformers have output so far instead of finished tasks' shares.
 
     Returns
     -------
@@ -207,9 +220,20 @@ def run_job(
     >>> run_job(spark, lambda: df.write.parquet("out.parquet"), total=120)  # doctest: +SKIP
     progress: 120/120 files (100%), 31.2 files/s, elapsed 0:04, done
     """
+    import shutil
+    import tempfile
+
+    from deepspark.runtime import _progress
+
     sc = spark.sparkContext
     group = f"deepspark-{uuid.uuid4().hex[:12]}"
     sc.setJobGroup(group, "deepspark job")
+    # Executors of a local session share the driver's filesystem: tasks record their
+    # rows in this folder (thread-local property: only this action's jobs see it).
+    rows_dir = None
+    if count_rows and total is not None and not quiet and sc.master.startswith("local"):
+        rows_dir = tempfile.mkdtemp(prefix="deepspark-progress-")
+        sc.setLocalProperty(_progress.PROPERTY, rows_dir)
     started = time.monotonic()
     stop = threading.Event()
 
@@ -220,7 +244,10 @@ def run_job(
             return 0, None
         if total is None:
             return step, None
-        return step, int((frac or 0.0) * total)
+        done = int((frac or 0.0) * total)
+        if rows_dir is not None:
+            done = max(done, min(total, _progress.rows_done(rows_dir)))
+        return step, done
 
     with _Display(total, unit, quiet) as display:
 
@@ -240,6 +267,9 @@ def run_job(
                 thread.join()
             sc.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
             sc.setLocalProperty("spark.job.description", None)  # type: ignore[arg-type]
+            if rows_dir is not None:
+                sc.setLocalProperty(_progress.PROPERTY, None)  # type: ignore[arg-type]
+                shutil.rmtree(rows_dir, ignore_errors=True)
         elapsed = time.monotonic() - started
         display.update(total, elapsed, final=True)
     return JobResult(elapsed_s=elapsed, total=total, value=value)

@@ -69,7 +69,9 @@ def task_udf(run: Any, result_type: DataType, wrap_error: bool = True) -> Any:
     )
 
     def deepspark_infer(arrays):  # type: ignore[no-untyped-def]
-        return run(arrays)
+        from deepspark.runtime._progress import counted
+
+        return counted(run(arrays))
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "prefer type hints"

@@ -17,6 +17,7 @@ import numpy as np
 from deepspark.models.labels import ClassLabel
 from deepspark.models.loader import ModelRef
 from deepspark.runtime import _arrow as arrow
+from deepspark.runtime import _progress
 from deepspark.runtime._pipeline import model_failure, prefetch
 from deepspark.runtime.preprocess import ImagePreprocess, load_pixels, to_batch
 from deepspark.runtime.threads import task_gpu, task_threads
@@ -316,6 +317,7 @@ class ImageModelTask:
                         msg = model_failure(exc)
                         for j in ok:
                             errors[start + j] = msg
+                _progress.add(len(errs))  # live progress between output batches
                 if last:
                     result = self._result_array(
                         n,
