@@ -14,7 +14,11 @@ import deepspark
 from deepspark.runtime import _warmup
 
 mode = sys.argv[1]
-spark = deepspark.session("local[2]", prestart=mode != "off")
+conf = {"spark.python.worker.reuse": "false"} if mode == "noreuse" else None
+spark = deepspark.session("local[2]", prestart=mode != "off", conf=conf)
+if mode == "noreuse":  # workers are not kept: no prestart job
+    print("RESULT " + json.dumps({"thread": _warmup.start_python_workers(spark) is not None}))
+    sys.exit(0)
 if mode == "stop":  # stopped while the prestart job may still run: nothing may escape
     spark.stop()
     print("RESULT " + json.dumps({"finished": _warmup.wait(180)}))
@@ -56,7 +60,8 @@ spark.stop()
 
 
 def test_prestarted_workers_serve_the_first_job_and_nothing_starts_without() -> None:
-    (on, _), (off, _), (stopped, stopped_err) = results(_SCRIPT, "on", "off", "stop", tag="RESULT ")
+    runs = results(_SCRIPT, "on", "off", "stop", "noreuse", tag="RESULT ")
+    (on, _), (off, _), (stopped, stopped_err), (noreuse, _) = runs
 
     # With prestart (the default): the driver imported pyspark.ml in the background,
     # and both workers of the session's first job had deepspark's engine and ONNX
@@ -77,3 +82,6 @@ def test_prestarted_workers_serve_the_first_job_and_nothing_starts_without() -> 
     assert "Traceback" not in stopped_err and "Exception in thread" not in stopped_err, stopped_err[
         -3000:
     ]
+
+    # Workers not reused (spark.python.worker.reuse=false): none started ahead.
+    assert noreuse["thread"] is False

@@ -147,7 +147,8 @@ def _run_prestart(spark: SparkSession, workers: int) -> None:
 def start_python_workers(spark: SparkSession) -> threading.Thread | None:
     """Start one Python worker per core of a local session in the background.
 
-    Returns the thread running the prestart job, or None when the session is not local.
+    Returns the thread running the prestart job, or None when the session is not local
+    or does not reuse Python workers (``spark.python.worker.reuse=false``).
 
     Examples
     --------
@@ -162,6 +163,8 @@ def start_python_workers(spark: SparkSession) -> threading.Thread | None:
     sc = spark.sparkContext
     if not sc.master.startswith("local"):
         return None
+    if sc.getConf().get("spark.python.worker.reuse", "true").strip().lower() == "false":
+        return None  # each task forks a fresh worker: nothing would be kept for it
     return _start(_run_prestart, "deepspark-prestart", spark, max(1, sc.defaultParallelism))
 
 
