@@ -256,15 +256,23 @@ def measure(name: str, rep: int, cmd: list[str], env: dict[str, str], timeout: f
 
 # ---------------------------------------------------------------------- models
 def prepare_models(with_int8: bool) -> dict[str, str]:
-    from deepspark.models.optimize import fuse_preprocessing, quantize_int8
+    from deepspark.models.optimize import (
+        EXACT_INT8_SETTINGS,
+        Int8Settings,
+        fuse_preprocessing,
+        quantize_int8,
+    )
     from deepspark.models.zoo import get_named_model
+    from deepspark.runtime._cpu import exact_int8_dot
 
     named = get_named_model("efficientnet_lite0")
     plain = named.export()
     fused, _, _ = fuse_preprocessing(plain, named.preprocess, "input")
     models = {"float": str(plain), "fused": str(fused)}
     if with_int8:
-        q = quantize_int8(plain, named.preprocess, "input")
+        # The copy deepspark runs on this CPU (8-bit weights where int8 sums are exact).
+        settings = EXACT_INT8_SETTINGS if exact_int8_dot() else Int8Settings()
+        q = quantize_int8(plain, named.preprocess, "input", settings=settings)
         models["int8"] = str(fuse_preprocessing(q, named.preprocess, "input")[0])
     return models
 
@@ -287,8 +295,11 @@ def int8_agreement(models: dict[str, str], n: int) -> dict[str, float]:
         )
     top1_f, top1_q = out["fused"].argmax(1), out["int8"].argmax(1)
     top5_f = np.argsort(-out["fused"], axis=1)[:, :5]
+    from deepspark.runtime._cpu import exact_int8_dot
+
     return {
         "images": n,
+        "weights": "8-bit" if exact_int8_dot() else "7-bit",
         "top1_agreement": float((top1_f == top1_q).mean()),
         "int8_top1_in_fp32_top5": float(np.mean([q in f for q, f in zip(top1_q, top5_f)])),
     }
@@ -416,7 +427,8 @@ def markdown(
     if quality:
         lines += [
             "",
-            f"int8 vs fp32 on {quality['images']} held-out photos (crops of photos never used for "
+            f"int8 ({quality.get('weights', '7-bit')} weights, the copy this CPU runs) vs fp32 "
+            f"on {quality['images']} held-out photos (crops of photos never used for "
             f"calibration): top-1 agreement {quality['top1_agreement']:.1%}, int8 top-1 within "
             f"fp32 top-5 {quality['int8_top1_in_fp32_top5']:.1%}.",
         ]

@@ -22,6 +22,7 @@ from _reliability import (
     rows_by_origin,
     run_with_fault,
     stop_active_session,
+    tiny_onnx_classifier,
     wait_executors,
 )
 
@@ -154,6 +155,46 @@ def test_executors_get_deepspark_and_model_the_documented_way(
         assert Path(local_path).read_bytes() == tiny_model.read_bytes()
         assert executable == os.environ["PYSPARK_PYTHON"]
         assert module == deepspark.__file__
+
+
+def test_int8_executors_run_the_copy_their_cpu_suits(
+    cluster_spark: Any, inputs_dir: Path, tmp_path: Path
+) -> None:
+    """quantize="int8" on a cluster ships two int8 copies (7-bit and 8-bit weights) and
+    each executor runs the one its own CPU sums exactly (ModelRef.exact_int8_file);
+    the driver's CPU does not decide for them."""
+    import deepspark
+    from deepspark.ml._apply import image_input_kind
+    from deepspark.runtime._cpu import exact_int8_dot
+
+    # Two convolutions: the first stays float in every int8 setting.
+    model = tiny_onnx_classifier(tmp_path / "int8.onnx", conv_channels=8, conv_layers=2)
+    predictor = deepspark.DeepImagePredictor(**predictor_kwargs(model), quantize="int8")
+    files = deepspark.list_paths(cluster_spark, str(inputs_dir), num_partitions=4)
+    ref = predictor._build_task(cluster_spark, image_input_kind(files, "path")).model
+    assert ref.exact_int8_file is not None
+    assert ref.exact_int8_file.sha256 != ref.file.sha256
+
+    def probe(_: Any) -> Iterator[tuple[bool, str, int]]:
+        import hashlib
+
+        from deepspark.runtime._cpu import exact_int8_dot as here
+
+        chosen = ref.file_here()
+        yield (
+            here(),
+            hashlib.sha256(Path(chosen.local_path()).read_bytes()).hexdigest(),
+            os.getpid(),
+        )
+
+    rows = cluster_spark.sparkContext.parallelize(range(4), 4).mapPartitions(probe).collect()
+    assert len({pid for *_, pid in rows}) >= 2
+    for exact, sha, _ in rows:
+        assert exact is exact_int8_dot()  # same machine as the driver here
+        assert sha == (ref.exact_int8_file if exact else ref.file).sha256
+    out = predictor.setInputCol("path").transform(files).collect()
+    assert len(out) == FAULT_INPUTS + 3
+    assert sum(r["error"] is None for r in out) == FAULT_INPUTS
 
 
 def test_cluster_workers_use_pyspark_daemon(cluster_spark: Any) -> None:

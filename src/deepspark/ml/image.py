@@ -149,11 +149,12 @@ class DeepImagePredictor(
     errorCol : str, default "error"
     numThreads : int, default 0 (the task's CPU share)
     quantize : {"none", "int8"}, default "none"
-        "int8" runs a static int8 copy of the model (made once, cached). For
-        EfficientNet-Lite0 on an AVX2 CPU without VNNI: about 1.3-1.5x faster, the
-        same top-1 on ~78% of hard photos (~96% where the model is confident), top-1
-        within the float top-5 on ~99%. Speed and agreement depend on the CPU's int8
-        instructions (see docs/benchmarks.md).
+        "int8" runs a static int8 copy of the model (made once, cached; each
+        executor runs the copy that suits its CPU). For EfficientNet-Lite0, on hard
+        photos: with VNNI (AVX-512 VNNI, AVX-VNNI, AMX) about 2x faster, the same
+        top-1 on ~85% (100% where the model is confident); on AVX2 CPUs without VNNI
+        about 1.3-1.5x faster, the same top-1 on ~78% (~96% where confident). The
+        top-1 is within the float top-5 on ~99% (see docs/benchmarks.md).
     fastDecode : bool, default False
         Decode JPEGs with DCT scaling and the fast DCT (pixels differ by about 1 level).
 

@@ -349,10 +349,11 @@ class HasQuantize(Params):
         Params._dummy(),
         "quantize",
         "'int8' runs a static int8 copy of the ONNX model (calibrated on real photos, made "
-        "once and cached). For EfficientNet-Lite0 on an AVX2 CPU without VNNI: about "
-        "1.3-1.5x the float speed, same top-1 on ~78% of hard photos (~96% of those the "
-        "model is confident on), top-1 within the float top-5 on ~99%; speed and agreement "
-        "depend on the CPU's int8 instructions (docs/benchmarks.md). 'none' (default)",
+        "once and cached; each executor runs the copy that suits its CPU). For "
+        "EfficientNet-Lite0 on hard photos: with VNNI about 2x the float speed and the "
+        "same top-1 on ~85% (100% of those the model is confident on); on AVX2 CPUs "
+        "without VNNI about 1.3-1.5x and ~78% (~96%); top-1 within the float top-5 on "
+        "~99% (docs/benchmarks.md). 'none' (default)",
         typeConverter=TypeConverters.toString,
     )
 

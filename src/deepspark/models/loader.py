@@ -76,21 +76,37 @@ class ModelRef:
 
     Small and picklable: it holds a :class:`ShippedFile` (hash, name), never a live
     framework object.
+
+    ``exact_int8_file`` is an int8 model's other copy, with full 8-bit weights, for
+    executors whose CPU sums int8 products without saturating (VNNI, AMX, ARM) or
+    that run on a GPU; ``file`` (7-bit weights) runs everywhere else. Each executor
+    picks for itself, so a cluster of mixed CPUs gets the better file on each.
     """
 
     framework: str
     file: ShippedFile
     options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+    exact_int8_file: ShippedFile | None = None
+
+    def file_here(self, gpu: int | None = None) -> ShippedFile:
+        """The file this process runs (see ``exact_int8_file``)."""
+        if self.exact_int8_file is not None:
+            from deepspark.runtime._cpu import exact_int8_dot
+
+            if gpu is not None or exact_int8_dot():
+                return self.exact_int8_file
+        return self.file
 
     def load(self, threads: int | None = None, gpu: int | None = None) -> Model:
         """The model, loaded once per Python worker (cached by content hash and settings).
 
         ``gpu`` is a CUDA device index (the task's ``gpu`` resource), None for the CPU.
         """
-        key = (self.framework, self.file.sha256, self.options, threads, gpu)
+        file = self.file_here(gpu)
+        key = (self.framework, file.sha256, self.options, threads, gpu)
 
         def factory() -> Model:
             loader = BACKENDS[self.framework]
-            return loader(self.file.local_path(), threads, gpu, **dict(self.options))
+            return loader(file.local_path(), threads, gpu, **dict(self.options))
 
         return worker_cached(key, factory)

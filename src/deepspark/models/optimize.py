@@ -29,6 +29,7 @@ from deepspark.models.cache import cache_dir, file_sha256
 from deepspark.runtime.preprocess import ImagePreprocess
 
 __all__ = [
+    "EXACT_INT8_SETTINGS",
     "QUANTIZE_MODES",
     "Int8Settings",
     "calibration_pixels",
@@ -282,6 +283,30 @@ class Int8Settings:
         return ",".join(fields)
 
 
+#: The int8 setting for CPUs whose int8 dot products do not saturate (VNNI, AMX, ARM;
+#: see :func:`deepspark.runtime._cpu.exact_int8_dot`) and for GPUs: full 8-bit weights.
+#: On a VNNI CPU it agrees with the float top-1 on 85.5% of the held-out photos of
+#: ``benchmarks/int8_sweep.py`` (``Int8Settings()``: 78%), at the same speed.
+EXACT_INT8_SETTINGS = Int8Settings(reduce_range=False)
+
+
+def _name_nodes(model_path: Path) -> None:
+    """Name the model's unnamed nodes (``onnx.helper`` leaves names empty): ONNX
+    Runtime's quantizer excludes nodes by name, and excluding "" excluded them all."""
+    onnx = require("onnx", "int8 quantization")
+    model = onnx.load(str(model_path))
+    taken = {n.name for n in model.graph.node}
+    unnamed = [n for n in model.graph.node if not n.name]
+    for i, node in enumerate(unnamed):
+        name = f"{node.op_type}_{i}"
+        while name in taken:
+            name += "_"
+        node.name = name
+        taken.add(name)
+    if unnamed:
+        onnx.save(model, str(model_path))
+
+
 def _excluded_nodes(model_path: Path, settings: Int8Settings) -> list[str]:
     """Names of the nodes ``settings`` keeps in float."""
     onnx = require("onnx", "int8 quantization")
@@ -308,16 +333,22 @@ def quantize_int8(
 ) -> Path:
     """A static int8 copy of an ONNX image model (QDQ, per-channel weights by default).
 
-    What to expect (EfficientNet-Lite0, measured by ``benchmarks/int8_sweep.py``, see
-    docs/benchmarks.md): the int8 top-1 equals the float top-1 on about 78% of
-    held-out photos that are hard for the model (about 96% of those where the float
-    top-1 probability is >= 0.5), and is within the float top-5 on about 99%; about
-    1.3-1.5x the float images/s on a 2-core AVX2 CPU without VNNI. Both depend on the
-    CPU's int8 instructions: without VNNI, ONNX Runtime multiplies uint8 activations by
-    int8 weights with ``vpmaddubsw``, whose 16-bit sums saturate, so the default uses
-    7-bit weights (``reduce_range``); the same model without that saturation (int8
-    arithmetic emulated in float) agrees on about 85-87%. Post-training quantization
-    of this model does not reach 99% top-1 agreement with any setting tried.
+    What to expect (EfficientNet-Lite0, measured by ``benchmarks/int8_sweep.py`` on
+    200 held-out photos that are hard for the model, see docs/benchmarks.md). It
+    depends on the CPU's int8 instructions:
+
+    * without VNNI (x86 with AVX2 or AVX-512BW only), ONNX Runtime multiplies uint8
+      activations by int8 weights with ``vpmaddubsw``, whose 16-bit sums saturate, so
+      the default (``Int8Settings()``) keeps weights to 7 bits (``reduce_range``): the
+      int8 top-1 equals the float top-1 on about 78% of the photos (about 96% of those
+      where the float top-1 probability is >= 0.5), within the float top-5 on ~99%;
+      1.3-1.5x the float images/s on a 2-core AVX2 CPU;
+    * with VNNI, AMX or on ARM, :data:`EXACT_INT8_SETTINGS` (full 8-bit weights) agrees
+      on about 85% (100% of the confident photos), ~2x the float images/s on a 2-core
+      AVX-512 VNNI CPU. Transformers ship both and each executor picks.
+
+    Post-training quantization of this model does not reach 99% top-1 agreement with
+    any setting tried (bf16 reaches 94.5%).
 
     Parameters
     ----------
@@ -330,7 +361,7 @@ def quantize_int8(
     calibration : sequence of uint8 (h, w, c) arrays, optional
         Real images at the model size; default :func:`calibration_pixels`.
     settings : Int8Settings, optional
-        Quantization settings; default ``Int8Settings()``, the shipped setting.
+        Quantization settings; default ``Int8Settings()``, the setting for every CPU.
 
     Returns
     -------
@@ -339,7 +370,7 @@ def quantize_int8(
     """
     path = Path(path)
     settings = settings or Int8Settings()
-    tag = f"int8|{input_name}|{settings.tag()}|v3" + ("|custom" if calibration else "")
+    tag = f"int8|{input_name}|{settings.tag()}|v4" + ("|custom" if calibration else "")
     target = _cached_name(path, tag)
     if target.is_file() and calibration is None:
         # Before importing onnx and ORT's quantization tools: 0.25 s of every first
@@ -367,6 +398,7 @@ def quantize_int8(
     tmp = target.with_suffix(f".{os.getpid()}.tmp")
     try:
         quant_pre_process(str(path), str(prepared), skip_symbolic_shape=True)
+        _name_nodes(prepared)
         common = {
             "per_channel": settings.per_channel,
             "reduce_range": settings.reduce_range,
@@ -390,7 +422,15 @@ def quantize_int8(
                     pre, settings.calibration_photos, varied=settings.varied_calibration
                 )
             )
-            batches = [to_batch(pixels[i : i + 8], pre) for i in range(0, len(pixels), 8)]
+            if not pixels:
+                raise InvalidParameterError(
+                    "int8 calibration needs at least one image; pass some real images "
+                    "at the model size, or leave calibration=None for the built-in photos"
+                )
+            # Equal batches: ONNX Runtime's percentile and entropy calibrators stack the
+            # batches' outputs and fail on a shorter last one.
+            step = next(b for b in range(8, 0, -1) if len(pixels) % b == 0)
+            batches = [to_batch(pixels[i : i + step], pre) for i in range(0, len(pixels), step)]
 
             class Reader(CalibrationDataReader):  # type: ignore[misc]
                 def __init__(self) -> None:

@@ -196,7 +196,7 @@ def resolve_image_model(
     executors feed raw uint8 pixels (see :mod:`deepspark.models.optimize`).
     """
     from deepspark.models.api import checked_model
-    from deepspark.models.optimize import QUANTIZE_MODES, quantize_int8
+    from deepspark.models.optimize import QUANTIZE_MODES
 
     quantize = (quantize or "none").lower()
     if quantize not in QUANTIZE_MODES:
@@ -244,8 +244,7 @@ def resolve_image_model(
                     f"quantize='int8' needs an ONNX model; {path.name} runs on "
                     f"{model_spec.backend} (export it to ONNX, or leave quantize='none')"
                 )
-            quantized = quantize_int8(model_spec.path, preprocess, spec.name)
-            ref = ModelRef("onnx", ship_file(sc, quantized))
+            ref = _int8_ref(spark, model_spec.path, preprocess, spec.name, fuse=False)[0]
         else:
             ref = model_spec.ship(sc)  # only a model that fits is shipped
         return ResolvedImageModel(ref, preprocess, spec.name, out, classes)
@@ -256,23 +255,50 @@ def resolve_image_model(
     out = output_name or named.outputs.get(role)
     if out is None:
         raise InvalidParameterError(f"model '{named.name}' has no {role} output")
-    path, pre, input_name = _optimised(named.export(), named.preprocess, "input", quantize)
+    if quantize == "int8":
+        ref, pre, input_name = _int8_ref(spark, named.export(), named.preprocess, "input")
+    else:
+        path, pre, input_name = _optimised(named.export(), named.preprocess, "input")
+        ref = ModelRef("onnx", ship_file(sc, path))
     pre = dataclasses.replace(pre, fast_decode=preprocess.fast_decode)
-    ref = ModelRef("onnx", ship_file(sc, path))
     named_labels = named.labels() if named.labels else None
     return ResolvedImageModel(ref, pre, input_name, out, load_labels(labels) or named_labels)
 
 
 def _optimised(
-    path: Path, pre: ImagePreprocess, input_name: str, quantize: str
+    path: Path, pre: ImagePreprocess, input_name: str
 ) -> tuple[Path, ImagePreprocess, str]:
-    """A named model's file for executors: int8 when asked, normalisation fused in."""
+    """A named model's file for executors: normalisation fused in."""
     from deepspark.errors import MissingDependencyError
-    from deepspark.models.optimize import fuse_preprocessing, quantize_int8
+    from deepspark.models.optimize import fuse_preprocessing
 
-    if quantize == "int8":
-        path = quantize_int8(path, pre, input_name)
     try:
         return fuse_preprocessing(path, pre, input_name)
     except MissingDependencyError:  # no `onnx` package: the float input works as well
         return path, pre, input_name
+
+
+def _int8_ref(
+    spark: SparkSession, path: Path, pre: ImagePreprocess, input_name: str, fuse: bool = True
+) -> tuple[ModelRef, ImagePreprocess, str]:
+    """The int8 copies of an ONNX model, shipped; each executor picks the one its CPU runs
+    best (:attr:`ModelRef.exact_int8_file`).
+
+    A local session's executors share the driver's CPU: only the copy it runs is made.
+    ``fuse`` also moves the normalisation into the graph (named models).
+    """
+    from deepspark.models.optimize import EXACT_INT8_SETTINGS, Int8Settings, quantize_int8
+    from deepspark.runtime._cpu import exact_int8_dot
+
+    sc = spark.sparkContext
+    settings = [Int8Settings(), EXACT_INT8_SETTINGS]
+    if sc.master.startswith("local"):
+        settings = [EXACT_INT8_SETTINGS if exact_int8_dot() else Int8Settings()]
+    shipped = []
+    for s in settings:
+        q, q_pre, q_input = quantize_int8(path, pre, input_name, settings=s), pre, input_name
+        if fuse:
+            q, q_pre, q_input = _optimised(q, pre, input_name)
+        shipped.append(ship_file(sc, q))
+    exact = shipped[1] if len(shipped) > 1 else None
+    return ModelRef("onnx", shipped[0], exact_int8_file=exact), q_pre, q_input
