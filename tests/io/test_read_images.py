@@ -172,3 +172,23 @@ def test_from_array_to_array_round_trip(spark) -> None:
     assert np.array_equal(to_array(df.first().image), arr)
     with pytest.raises(deepspark.InvalidParameterError):
         to_array({"height": -1, "width": -1, "nChannels": -1, "mode": -1, "data": b""})
+
+
+def test_real_photo_missing_only_its_end_marker_decodes_as_in_spark(spark, tmp_path: Path) -> None:
+    """A JPEG that lacks only its 2-byte EOI marker is decoded, to the same pixels as
+    the intact file, and so does Spark's own image source; one cut inside the scan
+    stays an error row."""
+    from tests.conftest import skimage_data_dir
+
+    data = (skimage_data_dir() / "rocket.jpg").read_bytes()
+    assert data.endswith(b"\xff\xd9")
+    (tmp_path / "intact.jpg").write_bytes(data)
+    (tmp_path / "no_eoi.jpg").write_bytes(data[:-2])
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) * 3 // 4])
+    ours = _rows_by_name(deepspark.read_images(spark, str(tmp_path)))
+    assert ours["no_eoi.jpg"].error is None
+    assert ours["no_eoi.jpg"].image.data == ours["intact.jpg"].image.data
+    assert ours["cut.jpg"].error == "image file is truncated"
+    theirs = _rows_by_name(spark.read.format("image").load(str(tmp_path)))
+    assert theirs["no_eoi.jpg"].image.height == ours["no_eoi.jpg"].image.height
+    assert theirs["no_eoi.jpg"].image.width == ours["no_eoi.jpg"].image.width

@@ -226,6 +226,11 @@ def cases() -> list[Case]:
         Case(
             "truncated.png", _bytes(good_png[: len(good_png) - 30]), error="image file is truncated"
         ),
+        # Complete but for the 2-byte end-of-image marker (some cameras and uploads):
+        # decoded, as browsers and Spark's image source do.
+        Case("no_eoi.jpg", _bytes(good_jpeg[:-2]), (40, 30), 3, check=_good_check),
+        # One byte of the scan missing as well: really truncated.
+        Case("no_eoi_short_scan.jpg", _bytes(good_jpeg[:-3]), error="image file is truncated"),
         Case("header_only.jpg", _bytes(good_jpeg[:20]), error="cannot identify image file"),
         Case("empty.jpg", _bytes(b""), error="empty file (0 bytes)"),
         Case("png_named.jpg", _bytes(good_png), (40, 30), 3, check=_good_check),

@@ -192,9 +192,49 @@ def decode_image(
     img = _open(data, max_pixels)
     if draft is not None and img.format == "JPEG":
         img.draft("RGB" if img.mode in ("RGB", "CMYK", "YCbCr") else img.mode, draft)
-    img.load()
+    try:
+        img.load()
+    except OSError:
+        completed = _jpeg_missing_only_eoi(data)
+        if completed is None:
+            raise
+        return decode_image(completed, max_pixels=max_pixels, draft=draft)
     img = ImageOps.exif_transpose(img) or img
     return _normalise_mode(img)
+
+
+_SOI, _EOI = b"\xff\xd8", b"\xff\xd9"
+
+
+def _jpeg_missing_only_eoi(data: bytes) -> bytes | None:
+    """``data`` with its end-of-image marker put back, when that is all it lacks.
+
+    Some cameras, scanners and uploads end JPEGs without the 2-byte EOI marker; Pillow
+    then calls the whole file truncated, while browsers and Spark's ``image`` source
+    show it. Appending the marker alone is not proof: Pillow also decodes a file cut
+    mid-scan once it ends with EOI, filling the rest with grey. libjpeg-turbo in strict
+    mode (simplejpeg) tells the two apart: it refuses a scan that ends early. Without
+    simplejpeg (the ``fast`` extra) such files stay "truncated".
+    """
+    if data[:2] != _SOI or data.rstrip(b"\x00").endswith(_EOI):
+        return None
+    try:
+        import simplejpeg
+    except ImportError:
+        return None
+    completed = bytes(data) + _EOI
+    try:
+        _, _, colorspace, _ = simplejpeg.decode_jpeg_header(completed)
+        # Fully decoded at 1/8 scale: every scan is read, in an eighth of the time.
+        simplejpeg.decode_jpeg(
+            completed,
+            colorspace="CMYK" if colorspace in ("CMYK", "YCCK") else "RGB",
+            strict=True,
+            min_factor=8,
+        )
+    except Exception:  # noqa: BLE001 - really truncated or corrupt: keep Pillow's reason
+        return None
+    return completed
 
 
 def decode_error_reason(exc: BaseException) -> str:
