@@ -44,6 +44,30 @@ def test_dotted_column_names_are_columns_not_fields(spark, tiny: Path, red) -> N
     assert row[1] is None and row[0][0]["class"] == "r"
 
 
+def test_struct_field_input_says_how_to_select_it(spark, tiny: Path, red) -> None:
+    """``inputCol="item.content"`` for a field of a struct column fails on the driver
+    (inputs are top-level columns, as in Spark ML), naming the fix; the fix works."""
+    from pyspark.sql import functions as F
+
+    nested = red.select(F.struct("path", "content").alias("item"))
+    with pytest.raises(InvalidParameterError) as err:
+        _predictor(tiny, inputCol="item.content").transform(nested)
+    text = str(err.value)
+    assert "'item.content' is a field of the struct column 'item'" in text
+    assert "df.withColumn('content', F.col('item.content'))" in text
+    fixed = nested.withColumn("content", F.col("item.content"))
+    row = _predictor(tiny, inputCol="content").transform(fixed).first()
+    assert row["error"] is None and row["predictions"][0]["class"] == "r"
+    # Text models and ModelTransformer give the same hint.
+    texts = spark.sql("SELECT named_struct('body', 'a sentence') AS doc")
+    with pytest.raises(InvalidParameterError, match="field of the struct column 'doc'"):
+        deepspark.TextEmbedder(inputCol="doc.body").transform(texts)
+    with pytest.raises(InvalidParameterError, match="field of the struct column 'item'"):
+        deepspark.ModelTransformer(
+            model=str(tiny), inputCols=["item.content"], outputCols=["out"]
+        ).transform(nested)
+
+
 def test_colliding_output_columns_fail_on_the_driver(spark, tiny: Path, red) -> None:
     with pytest.raises(InvalidParameterError, match="outputCol and errorCol"):
         _predictor(tiny, inputCol="content", outputCol="error").transform(red)

@@ -18,6 +18,32 @@ __all__ = ["apply_task", "check_output_columns", "column", "image_input_kind"]
 _IMAGE_FIELDS = {"height", "width", "nChannels", "mode", "data"}
 
 
+def missing_columns_error(df: DataFrame, columns: list[str]) -> InvalidParameterError:
+    """The error for input columns ``df`` lacks, with a fix when one names a struct field.
+
+    Like Spark ML's own transformers, inputs are top-level columns; ``"item.content"``
+    is a field of the column ``item``, which the message says how to select.
+    """
+    from pyspark.sql.types import StructType
+
+    names = ", ".join(f"'{c}'" for c in columns)
+    text = (
+        f"input column{'s' if len(columns) > 1 else ''} {names} not found; "
+        f"the DataFrame has columns {df.columns}"
+    )
+    for column in columns:
+        head, _, field = column.partition(".")
+        if field and head in df.columns and isinstance(df.schema[head].dataType, StructType):
+            alias = field.rsplit(".", 1)[-1]
+            text += (
+                f"; '{column}' is a field of the struct column '{head}': inputs must be "
+                f"top-level columns, so select it first, e.g. "
+                f"df.withColumn('{alias}', F.col('{column}')) and inputCol='{alias}'"
+            )
+            break
+    return InvalidParameterError(text)
+
+
 def column_input_kind(df: DataFrame, column: str, struct_fields: set[str], struct_hint: str) -> str:
     """The kind of ``column``: "struct" (with ``struct_fields``), "binary" or "path".
 
@@ -26,9 +52,7 @@ def column_input_kind(df: DataFrame, column: str, struct_fields: set[str], struc
     from pyspark.sql.types import BinaryType, StringType, StructType
 
     if column not in df.columns:
-        raise InvalidParameterError(
-            f"input column '{column}' not found; the DataFrame has columns {df.columns}"
-        )
+        raise missing_columns_error(df, [column])
     dtype = df.schema[column].dataType
     if isinstance(dtype, StructType) and struct_fields <= set(dtype.fieldNames()):
         return "struct"

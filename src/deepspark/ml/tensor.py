@@ -10,7 +10,7 @@ from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.sql import Column, DataFrame
 
 from deepspark.errors import InvalidParameterError, SignatureError
-from deepspark.ml._apply import apply_task, check_output_columns, column
+from deepspark.ml._apply import apply_task, check_output_columns, column, missing_columns_error
 from deepspark.ml.params import (
     HasBatchSize,
     HasErrorCol,
@@ -239,9 +239,7 @@ class ModelTransformer(
         task, in_cols, out_cols = self._build_task(dataset.sparkSession)
         missing = [c for c in in_cols if c not in dataset.columns]
         if missing:
-            raise InvalidParameterError(
-                f"input column(s) {missing} not found; the DataFrame has {dataset.columns}"
-            )
+            raise missing_columns_error(dataset, missing)
         check_output_columns(
             dataset,
             {f"outputCols[{i}]": c for i, c in enumerate(out_cols)},

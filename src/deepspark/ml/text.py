@@ -15,7 +15,7 @@ from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.sql import Column, DataFrame
 
 from deepspark.errors import InvalidParameterError
-from deepspark.ml._apply import apply_task, check_output_columns
+from deepspark.ml._apply import apply_task, check_output_columns, missing_columns_error
 from deepspark.ml.params import (
     HasBatchSize,
     HasErrorCol,
@@ -65,9 +65,7 @@ class _TextModelParams(HasInputColumn, HasErrorCol, HasBatchSize, HasNumThreads,
 
         column = self.getInputCol()
         if column not in df.columns:
-            raise InvalidParameterError(
-                f"input column '{column}' not found; the DataFrame has columns {df.columns}"
-            )
+            raise missing_columns_error(df, [column])
         dtype = df.schema[column].dataType
         if not isinstance(dtype, StringType):
             raise InvalidParameterError(
