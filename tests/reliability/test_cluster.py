@@ -259,24 +259,32 @@ def test_killed_worker_jvm_mid_job_loses_nothing(
         cluster.kill_worker(victim)
         return f"SIGKILL worker JVM {victim}"
 
-    try:
-        got, watch = run_with_fault(
-            cluster_spark,
-            lambda: predict(cluster_spark, inputs_dir, busy_model, 64, paths=True),
-            kill_worker_jvm,
-            max_faults=1,
-        )
-        assert watch.fault_done, f"the worker was never busy during the job: {watch}"
-        assert cluster.alive_workers() == 1
-        assert len(got) == FAULT_INPUTS + 3
-        assert_same_predictions(got, local_reference)
-        assert watch.failed_tasks >= 1, f"the kill did not fail a task: {watch}"
-        record_fault("worker JVM SIGKILL", watch)
-    finally:
-        # Leave a healthy two-worker cluster for whoever uses it next.
-        cluster.start_worker(victim)
-        cluster.wait_workers(2)
-        wait_executors(cluster_spark, 2)
+    # A worker can be killed once per job, and its task may end in the ~0.4 s between
+    # seeing its Python worker busy and the kill (a CI run: 2 of 6 tasks done, no task
+    # failed). Such a run still must lose nothing; the job is then run again, with the
+    # worker back, until a kill fails a task.
+    for attempt in range(3):
+        try:
+            got, watch = run_with_fault(
+                cluster_spark,
+                lambda: predict(cluster_spark, inputs_dir, busy_model, 64, paths=True),
+                kill_worker_jvm,
+                max_faults=1,
+            )
+            assert watch.fault_done, f"the worker was never busy during the job: {watch}"
+            assert cluster.alive_workers() == 1
+            assert len(got) == FAULT_INPUTS + 3
+            assert_same_predictions(got, local_reference)
+        finally:
+            # Leave a healthy two-worker cluster for the next attempt or test.
+            cluster.start_worker(victim)
+            cluster.wait_workers(2)
+            wait_executors(cluster_spark, 2)
+        if watch.failed_tasks >= 1:
+            record_fault(f"worker JVM SIGKILL (attempt {attempt + 1})", watch)
+            return
+        print(f"kill attempt {attempt + 1} failed no task, run again: {watch}")
+    pytest.fail(f"three worker kills failed no task: {watch}")
 
 
 #: Faults injected in this run, printed at the end (figures for docs/reliability.md).

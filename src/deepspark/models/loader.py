@@ -80,7 +80,8 @@ class ModelRef:
     ``exact_int8_file`` is an int8 model's other copy, with full 8-bit weights, for
     executors whose CPU sums int8 products without saturating (VNNI, AMX, ARM) or
     that run on a GPU; ``file`` (7-bit weights) runs everywhere else. Each executor
-    picks for itself, so a cluster of mixed CPUs gets the better file on each.
+    picks for itself, so a cluster of mixed CPUs gets the better file on each. A local
+    session ships one copy, the one its CPU runs, as ``file`` alone.
     """
 
     framework: str
