@@ -284,7 +284,8 @@ class Int8Settings:
 
 
 #: The int8 setting for CPUs whose int8 dot products do not saturate (VNNI, AMX, ARM;
-#: see :func:`deepspark.runtime._cpu.exact_int8_dot`) and for GPUs: full 8-bit weights.
+#: see :func:`deepspark.runtime._cpu.exact_int8_dot`): full 8-bit weights. A GPU
+#: executor also loads this copy, though int8 brings no speed there (docs/images.md).
 #: On a VNNI CPU it agrees with the float top-1 on 85.5% of the held-out photos of
 #: ``benchmarks/int8_sweep.py`` (``Int8Settings()``: 78%), at the same speed.
 EXACT_INT8_SETTINGS = Int8Settings(reduce_range=False)
@@ -345,7 +346,8 @@ def quantize_int8(
       1.3-1.5x the float images/s on a 2-core AVX2 CPU;
     * with VNNI, AMX or on ARM, :data:`EXACT_INT8_SETTINGS` (full 8-bit weights) agrees
       on about 85% (100% of the confident photos), ~2x the float images/s on a 2-core
-      AVX-512 VNNI CPU. Transformers ship both and each executor picks.
+      AVX-512 VNNI CPU. Transformers with ``quantize="int8"`` choose per executor
+      (:class:`deepspark.models.loader.ModelRef`).
 
     Post-training quantization of this model does not reach 99% top-1 agreement with
     any setting tried (bf16 reaches 94.5%).

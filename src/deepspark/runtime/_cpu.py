@@ -44,7 +44,10 @@ def cpu_flags() -> frozenset[str]:
     try:  # macOS, Windows: NumPy detects features with cpuid itself
         from numpy._core._multiarray_umath import __cpu_features__
     except ImportError:
-        return frozenset()
+        try:  # NumPy 1.x
+            from numpy.core._multiarray_umath import __cpu_features__
+        except ImportError:
+            return frozenset()
     renamed = {"avx512vnni": "avx512_vnni", "avx5124vnniw": "avx512_4vnniw"}
     return frozenset(renamed.get(k.lower(), k.lower()) for k, on in __cpu_features__.items() if on)
 
