@@ -128,3 +128,38 @@ def test_plain_lines_at_most_every_few_seconds(monkeypatch: pytest.MonkeyPatch) 
         "progress: 10/10 files (100%)",
     ], lines
     assert lines[-1].endswith("done")
+
+
+def test_local_progress_counts_photos_the_image_engine_infers(
+    cli_spark: object, tmp_path: Path
+) -> None:
+    """The real image engine: each task gets its 32 paths in one Arrow batch and
+    outputs one batch, so only the engine's per-chunk reports (``batchSize`` 2) can
+    show counts other than 0, 32 and 64. A model slow enough for a task to take
+    seconds (8 convolutions of 64 filters at 128x128, ~80 ms a photo) lets the driver
+    poll within tasks."""
+    import deepspark
+    from tests.reliability._reliability import (
+        predictor_kwargs,
+        tiny_onnx_classifier,
+        write_jpegs,
+    )
+
+    photos = tmp_path / "photos"
+    write_jpegs(photos, 64)
+    model = tiny_onnx_classifier(tmp_path / "slow.onnx", size=128, conv_channels=64, conv_layers=8)
+    files = deepspark.list_paths(cli_spark, str(photos), num_partitions=2)  # type: ignore[arg-type]
+    predictor = deepspark.DeepImagePredictor(
+        **{**predictor_kwargs(model, 128), "batchSize": 2}, inputCol="path"
+    )
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        run_job(
+            cli_spark,  # type: ignore[arg-type]
+            lambda: predictor.transform(files).write.parquet(str(tmp_path / "out.parquet")),
+            total=64,
+            count_rows=True,
+        )
+    counts = [int(m) for m in re.findall(r"progress: (\d+)/64 files", out.getvalue())]
+    assert counts and counts[-1] == 64 and counts == sorted(counts), out.getvalue()
+    assert any(c not in (0, 32, 64) for c in counts), counts
