@@ -47,6 +47,18 @@ DEFAULT_CONF: dict[str, str] = {
 LOCAL_JVM_OPTIONS: list[str] = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]
 
 
+def local_master(master: str) -> bool:
+    """Whether a Spark master runs its executors on this machine (``local``,
+    ``local[N]``, ``local-cluster[...]``): they share the driver's CPU and filesystem.
+
+    Examples
+    --------
+    >>> local_master("local[*]"), local_master("spark://host:7077")
+    (True, False)
+    """
+    return master.startswith("local")
+
+
 def _log4j_options() -> str:
     from importlib import resources  # not at import: every Python worker imports deepspark
 
@@ -126,7 +138,7 @@ def session(
         spark_conf.setMaster(master or os.environ.get("DEEPSPARK_MASTER", "local[*]"))
     elif master:
         spark_conf.setMaster(master)
-    local = spark_conf.get("spark.master", "").startswith("local")
+    local = local_master(spark_conf.get("spark.master", ""))
 
     settings = dict(DEFAULT_CONF)
     driver_java = [_log4j_options()] if quiet else []

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from deepspark._logging import logger
 from deepspark.cli.progress import run_job  # re-exported: the helper commands call
+from deepspark.session import local_master
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -288,7 +289,7 @@ def default_fs_is_local(args: argparse.Namespace | None = None) -> bool:
     ``$YARN_CONF_DIR``) whose ``core-site.xml`` names another ``fs.defaultFS``.
     """
     master = getattr(args, "master", None) or os.environ.get("DEEPSPARK_MASTER") or "local"
-    if not master.startswith("local"):
+    if not local_master(master):
         return False
     conf = dict(getattr(args, "conf", None) or [])
     if "spark.hadoop.fs.defaultFS" in conf:

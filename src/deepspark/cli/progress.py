@@ -224,6 +224,7 @@ def run_job(
     import tempfile
 
     from deepspark.runtime import _progress
+    from deepspark.session import local_master
 
     sc = spark.sparkContext
     group = f"deepspark-{uuid.uuid4().hex[:12]}"
@@ -231,7 +232,7 @@ def run_job(
     # Executors of a local session share the driver's filesystem: tasks record their
     # rows in this folder (thread-local property: only this action's jobs see it).
     rows_dir = None
-    if count_rows and total is not None and not quiet and sc.master.startswith("local"):
+    if count_rows and total is not None and not quiet and local_master(sc.master):
         rows_dir = tempfile.mkdtemp(prefix="deepspark-progress-")
         sc.setLocalProperty(_progress.PROPERTY, rows_dir)
     started = time.monotonic()

@@ -216,11 +216,12 @@ def _jpeg_missing_only_eoi(data: bytes) -> bytes | None:
     mode (simplejpeg) tells the two apart: it refuses a scan that ends early. Without
     simplejpeg (the ``fast`` extra) such files stay "truncated".
     """
+    from deepspark.runtime.preprocess import _simplejpeg
+
     if data[:2] != _SOI or data.rstrip(b"\x00").endswith(_EOI):
         return None
-    try:
-        import simplejpeg
-    except ImportError:
+    simplejpeg = _simplejpeg()
+    if simplejpeg is None:
         return None
     completed = bytes(data) + _EOI
     try:

@@ -289,16 +289,17 @@ def _int8_ref(
     """
     from deepspark.models.optimize import EXACT_INT8_SETTINGS, Int8Settings, quantize_int8
     from deepspark.runtime._cpu import exact_int8_dot
+    from deepspark.session import local_master
 
     sc = spark.sparkContext
-    settings = [Int8Settings(), EXACT_INT8_SETTINGS]
-    if sc.master.startswith("local"):
+    if local_master(sc.master):
         settings = [EXACT_INT8_SETTINGS if exact_int8_dot() else Int8Settings()]
-    shipped = []
-    for s in settings:
-        q, q_pre, q_input = quantize_int8(path, pre, input_name, settings=s), pre, input_name
-        if fuse:
-            q, q_pre, q_input = _optimised(q, pre, input_name)
-        shipped.append(ship_file(sc, q))
+    else:
+        settings = [Int8Settings(), EXACT_INT8_SETTINGS]
+    files = [quantize_int8(path, pre, input_name, settings=s) for s in settings]
+    if fuse:  # fusing changes the input (uint8 pixels) the same way for every copy
+        fused = [_optimised(f, pre, input_name) for f in files]
+        files, (_, pre, input_name) = [f for f, _, _ in fused], fused[0]
+    shipped = [ship_file(sc, f) for f in files]
     exact = shipped[1] if len(shipped) > 1 else None
-    return ModelRef("onnx", shipped[0], exact_int8_file=exact), q_pre, q_input
+    return ModelRef("onnx", shipped[0], exact_int8_file=exact), pre, input_name

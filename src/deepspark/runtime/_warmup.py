@@ -160,8 +160,10 @@ def start_python_workers(spark: SparkSession) -> threading.Thread | None:
     >>> _warmup.wait(120)
     True
     """
+    from deepspark.session import local_master
+
     sc = spark.sparkContext
-    if not sc.master.startswith("local"):
+    if not local_master(sc.master):
         return None
     if sc.getConf().get("spark.python.worker.reuse", "true").strip().lower() == "false":
         return None  # each task forks a fresh worker: nothing would be kept for it
