@@ -59,6 +59,14 @@ SETTINGS: dict[str, tuple[str, Int8Settings]] = {
         "percentile 99.999, 8-bit weights (run where int8 sums are exact: VNNI, AMX, ARM)",
         EXACT_INT8_SETTINGS,
     ),
+    "exact-nobc": (
+        "percentile 99.999, 8-bit weights, without bias correction (before the twelfth round)",
+        dataclasses.replace(EXACT_INT8_SETTINGS, bias_correction=False),
+    ),
+    "shipped-nobc": (
+        "percentile 99.999, reduce_range, without bias correction (before the twelfth round)",
+        Int8Settings(bias_correction=False),
+    ),
     "minmax-8bit": ("minmax, 8-bit weights", Int8Settings(method="minmax", **_FULL)),
     "entropy-8bit": ("entropy, 8-bit weights", Int8Settings(method="entropy", **_FULL)),
     "u8u8": (

@@ -338,67 +338,77 @@ def test_int8_predictor_agrees_with_fp32(spark: object, photos_dir: Path, tmp_pa
 HELD_OUT_PHOTOS = ("chelsea.png", "rocket.jpg", "motorcycle_right.png", "ihc.png", "retina.jpg")
 
 
-@pytest.mark.slow
-def test_int8_model_agreement_on_held_out_photos(named: tuple) -> None:
-    """The shipped int8 setting on 60 held-out photos (never used for calibration) keeps
-    what docs/benchmarks.md promises, with a margin. Measured on this set (AVX2, no
-    VNNI): top-1 agreement 80% overall and 100% on the 17 photos where the fp32 top-1
-    probability is >= 0.5; int8 top-1 within the fp32 top-5 on 98%. Per-tensor weights
-    or dynamic quantization (~40% agreement in benchmarks/int8_sweep.py) would fail."""
+def _held_out_logits(named: tuple, *settings: object) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The fp32 logits of 60 held-out photos, and those of the int8 copy made with each
+    of ``settings`` (None: the default settings)."""
     from deepspark.models.optimize import calibration_pixels, quantize_int8
     from deepspark.runtime.preprocess import to_batch
 
     path, pre = named
     x = to_batch(calibration_pixels(pre, 60, seed=7, photos=HELD_OUT_PHOTOS), pre)
-    fp32 = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    int8 = ort.InferenceSession(
-        str(quantize_int8(path, pre, "input")), providers=["CPUExecutionProvider"]
+
+    def logits(model: Path) -> np.ndarray:
+        sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+        return sess.run(["logits"], {"input": x})[0]
+
+    copies = [quantize_int8(path, pre, "input", settings=s) for s in settings]  # type: ignore[arg-type]
+    return logits(path), [logits(c) for c in copies]
+
+
+def test_bias_correction_raises_int8_agreement_on_held_out_photos(named: tuple) -> None:
+    """Int8Settings.bias_correction (on by default) on the real model: measured on
+    these 60 held-out photos, the 7-bit copy's top-1 agreement with fp32 goes from 80%
+    to 93% (benchmarks/int8_sweep.py, 600 photos: 78.7% -> 92.7%)."""
+    import dataclasses
+
+    from deepspark.models.optimize import Int8Settings
+
+    ref, (plain, corrected) = _held_out_logits(
+        named, *(dataclasses.replace(Int8Settings(), bias_correction=c) for c in (False, True))
     )
-    ref = fp32.run(["logits"], {"input": x})[0]
-    out = int8.run(["logits"], {"input": x})[0]
+    agree = {
+        k: np.mean(v.argmax(1) == ref.argmax(1))
+        for k, v in (("plain", plain), ("corrected", corrected))
+    }
+    assert agree["corrected"] >= 0.85
+    assert agree["corrected"] >= agree["plain"] + 0.05
+
+
+@pytest.mark.slow
+def test_int8_model_agreement_on_held_out_photos(named: tuple) -> None:
+    """The shipped int8 setting on 60 held-out photos (never used for calibration) keeps
+    what docs/benchmarks.md promises, with a margin. Measured on this set (bias
+    corrected, twelfth round): top-1 agreement 93% overall and 100% on the 17 photos
+    where the fp32 top-1 probability is >= 0.5; int8 top-1 within the fp32 top-5 on
+    100% (before bias correction, AVX2 CPU: 80%, 100%, 98%). Per-tensor weights or
+    dynamic quantization (~40-70% agreement in benchmarks/int8_sweep.py) would fail."""
+    ref, (out,) = _held_out_logits(named, None)
     assert not np.array_equal(ref, out)  # really int8
     got = out.argmax(1)
     confident = softmax(ref).max(1) >= 0.5
     agree = got == ref.argmax(1)
     top5 = np.argsort(-ref, axis=1)[:, :5]
-    assert agree.mean() >= 0.65
-    assert confident.sum() >= 10 and agree[confident].mean() >= 0.9
-    assert np.mean([g in t for g, t in zip(got, top5)]) >= 0.9
+    assert agree.mean() >= 0.85
+    assert confident.sum() >= 10 and agree[confident].mean() >= 0.95
+    assert np.mean([g in t for g, t in zip(got, top5)]) >= 0.95
 
 
 @pytest.mark.slow
 def test_exact_int8_copy_agrees_more_where_the_cpu_sums_exactly(named: tuple) -> None:
     """On a CPU with VNNI/AMX (or ARM) executors run the 8-bit-weight copy
     (EXACT_INT8_SETTINGS). Measured on the 60 held-out photos above on an AVX-512 VNNI
-    CPU: top-1 agreement 90% (7-bit copy: 80%), 100% on the confident photos, top-1
-    within the fp32 top-5 on 100%."""
-    from deepspark.models.optimize import (
-        EXACT_INT8_SETTINGS,
-        Int8Settings,
-        calibration_pixels,
-        quantize_int8,
-    )
+    CPU: top-1 agreement 95% (7-bit copy: 93.3%; before bias correction 90% and 80%),
+    100% on the confident photos, top-1 within the fp32 top-5 on 100%."""
+    from deepspark.models.optimize import EXACT_INT8_SETTINGS, Int8Settings
     from deepspark.runtime._cpu import exact_int8_dot
-    from deepspark.runtime.preprocess import to_batch
 
     if not exact_int8_dot():
         pytest.skip("this CPU's int8 sums saturate with 8-bit weights: executors run 7-bit")
-    path, pre = named
-    x = to_batch(calibration_pixels(pre, 60, seed=7, photos=HELD_OUT_PHOTOS), pre)
-    ref = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
-        ["logits"], {"input": x}
-    )[0]
-    agree = {}
-    for settings in (Int8Settings(), EXACT_INT8_SETTINGS):
-        sess = ort.InferenceSession(
-            str(quantize_int8(path, pre, "input", settings=settings)),
-            providers=["CPUExecutionProvider"],
-        )
-        agree[settings.reduce_range] = sess.run(["logits"], {"input": x})[0].argmax(1)
-    exact = agree[False] == ref.argmax(1)
+    ref, (seven, eight) = _held_out_logits(named, Int8Settings(), EXACT_INT8_SETTINGS)
+    exact = eight.argmax(1) == ref.argmax(1)
     confident = softmax(ref).max(1) >= 0.5
-    assert exact.mean() >= 0.8
-    assert exact.mean() > (agree[True] == ref.argmax(1)).mean()
+    assert exact.mean() >= 0.88
+    assert exact.mean() >= (seven.argmax(1) == ref.argmax(1)).mean()
     assert exact[confident].mean() >= 0.95
 
 

@@ -150,11 +150,10 @@ class DeepImagePredictor(
     numThreads : int, default 0 (the task's CPU share)
     quantize : {"none", "int8"}, default "none"
         "int8" runs a static int8 copy of the model (made once, cached; each
-        executor runs the copy that suits its CPU). For EfficientNet-Lite0, on hard
-        photos: with VNNI (AVX-512 VNNI, AVX-VNNI, AMX) about 2x faster, the same
-        top-1 on ~85% (100% where the model is confident); on AVX2 CPUs without VNNI
-        about 1.3-1.5x faster, the same top-1 on ~78% (~96% where confident). The
-        top-1 is within the float top-5 on ~99% (see docs/benchmarks.md).
+        executor runs the copy that suits its CPU). For EfficientNet-Lite0: about 2x
+        faster with VNNI (AVX-512 VNNI, AVX-VNNI, AMX), 1.3-1.5x on AVX2 CPUs without;
+        the same top-1 as float on ~93% of hard photos (100% where the model is
+        confident), within the float top-5 on ~100% (see docs/benchmarks.md).
     fastDecode : bool, default False
         Decode JPEGs with DCT scaling and the fast DCT (pixels differ by about 1 level).
 

@@ -1,0 +1,238 @@
+"""Bias correction of a static int8 (QDQ) model: each quantized convolution's mean
+output per channel made equal to the float model's, on the calibration images.
+
+Quantizing weights and activations shifts the mean of each convolution's output a
+little; through ~50 layers the shifts add up and change answers. For each quantized
+``Conv`` in topological order, with every earlier one already corrected, this
+measures ``mean(int8 output) - mean(float output)`` per output channel and subtracts
+it from the ``int32`` bias (the empirical bias correction of Nagel et al., "Data-Free
+Quantization Through Weight Equalization and Bias Correction", 2019, done layer by
+layer on real calibration images). Only the bias initializers change: the corrected
+file has the same operators, so ONNX Runtime fuses it into the same int8 kernels and
+it runs at the same speed.
+
+The layers must be corrected one after the other (correcting them all from one pass
+overshoots: each layer would also cancel the upstream shifts its predecessors are
+cancelling, and the corrections diverge). Rather than one whole-model pass per layer,
+the graph is cut after each quantized convolution and run segment by segment, keeping
+only the tensors later segments read: about one pass in all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from deepspark._deps import require
+
+__all__ = ["add_zero_biases", "correct_biases"]
+
+
+def add_zero_biases(model: Any) -> int:
+    """Give each ``Conv`` without a bias a zero one (in place), so that the quantizer
+    makes an ``int32`` bias that :func:`correct_biases` can shift; the float model
+    computes the same. Convolutions whose weights are not initializers are left as
+    they are. Returns the number of biases added."""
+    onnx = require("onnx", "int8 bias correction")
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    taken = {out for node in model.graph.node for out in node.output} | set(inits)
+    added = 0
+    for node in model.graph.node:
+        if node.op_type != "Conv" or (len(node.input) > 2 and node.input[2]):
+            continue
+        weights = inits.get(node.input[1])
+        if weights is None or not weights.dims:
+            continue
+        name = f"{node.name or node.output[0]}_zero_bias"
+        while name in taken:
+            name += "_"
+        taken.add(name)
+        zeros = np.zeros(
+            weights.dims[0], dtype=onnx.helper.tensor_dtype_to_np_dtype(weights.data_type)
+        )
+        model.graph.initializer.append(numpy_helper.from_array(zeros, name))
+        del node.input[2:]
+        node.input.append(name)
+        added += 1
+    return added
+
+
+def _session(model: Any) -> Any:
+    """A session that computes every node as written: float arithmetic on the
+    quantized values (no fusion into int8 kernels, which would hide the outputs)."""
+    ort = require("onnxruntime", "int8 bias correction")
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+
+def _channel_sums(out: np.ndarray) -> np.ndarray:
+    """Sum over every axis but the channel axis (1), in float64."""
+    return out.sum(axis=tuple(i for i in range(out.ndim) if i != 1), dtype=np.float64)
+
+
+def _quantized_convs(model: Any) -> list[tuple[int, str, str]]:
+    """``(node index, int32 bias initializer, bias scale initializer)`` of each ``Conv``
+    whose bias is an ``int32`` initializer read through a ``DequantizeLinear``."""
+    onnx = require("onnx", "int8 bias correction")
+    inits = {i.name: i for i in model.graph.initializer}
+    producer = {out: node for node in model.graph.node for out in node.output}
+    found = []
+    for index, node in enumerate(model.graph.node):
+        if node.op_type != "Conv" or len(node.input) < 3 or not node.name:
+            continue
+        dq = producer.get(node.input[2])
+        if dq is None or dq.op_type != "DequantizeLinear" or len(dq.input) < 2:
+            continue
+        bias = inits.get(dq.input[0])
+        if bias is not None and bias.data_type == onnx.TensorProto.INT32 and dq.input[1] in inits:
+            found.append((index, dq.input[0], dq.input[1]))
+    return found
+
+
+def _float_means(
+    float_model: Any, names: Sequence[str], batches: Sequence[np.ndarray], input_name: str
+) -> dict[str, np.ndarray]:
+    """Per-channel mean output of the named float ``Conv`` nodes over ``batches``."""
+    onnx = require("onnx", "int8 bias correction")
+    model = onnx.ModelProto.FromString(float_model.SerializeToString())
+    outputs = {n.name: n.output[0] for n in model.graph.node if n.op_type == "Conv"}
+    wanted = [outputs[name] for name in names]
+    known = {o.name for o in model.graph.output}
+    model.graph.output.extend(
+        onnx.helper.make_empty_tensor_value_info(t) for t in dict.fromkeys(wanted) if t not in known
+    )
+    session = _session(model)
+    sums: list[np.ndarray] = []
+    count: list[int] = []
+    for batch in batches:
+        for k, out in enumerate(session.run(wanted, {input_name: batch})):
+            if k == len(sums):
+                sums.append(_channel_sums(out))
+                count.append(out.size // out.shape[1])
+            else:
+                sums[k] += _channel_sums(out)
+                count[k] += out.size // out.shape[1]
+    return {name: s / c for name, s, c in zip(names, sums, count)}
+
+
+def correct_biases(
+    qdq_model: Any,
+    float_model: Any,
+    batches: Sequence[np.ndarray],
+    input_name: str,
+) -> int:
+    """Correct the ``int32`` biases of ``qdq_model``'s quantized convolutions in place.
+
+    Parameters
+    ----------
+    qdq_model : onnx.ModelProto
+        The QDQ model made by ONNX Runtime's ``quantize_static`` from ``float_model``
+        (node names are kept, which is how the two are matched).
+    float_model : onnx.ModelProto
+        The float model it was made from.
+    batches : sequence of numpy.ndarray
+        Calibration inputs for ``input_name`` (as the quantizer's calibration saw them).
+    input_name : str
+        The models' input.
+
+    Returns
+    -------
+    int
+        The number of convolutions corrected (0 when the model has none in QDQ form).
+
+    Examples
+    --------
+    >>> import onnx
+    >>> corrected = correct_biases(onnx.load("model-int8.onnx"), onnx.load("model.onnx"),
+    ...                            batches, "input")  # doctest: +SKIP
+    """
+    onnx = require("onnx", "int8 bias correction")
+    from onnx import numpy_helper
+
+    graph = qdq_model.graph
+    float_convs = {n.name for n in float_model.graph.node if n.op_type == "Conv"}
+    convs = [c for c in _quantized_convs(qdq_model) if graph.node[c[0]].name in float_convs]
+    if not convs or not batches:
+        return 0
+    nodes = list(graph.node)
+    target = _float_means(float_model, [nodes[i].name for i, _, _ in convs], batches, input_name)
+    inits = {i.name: i for i in graph.initializer}
+    # The last node index reading each tensor: a materialized tensor is dropped after it.
+    last_use: dict[str, int] = {}
+    for index, node in enumerate(nodes):
+        for name in node.input:
+            last_use[name] = index
+    # Tensor name -> its value for each batch, for the tensors a later segment reads.
+    values: dict[str, list[np.ndarray]] = {input_name: list(batches)}
+    start = corrected = 0
+    for index, bias_name, scale_name in convs:
+        segment = nodes[start : index + 1]
+        produced = {out for node in segment for out in node.output}
+        feeds = list(
+            dict.fromkeys(
+                name
+                for node in segment
+                for name in node.input
+                if name and name not in produced and name not in inits
+            )
+        )
+        if any(name not in values for name in feeds):
+            return corrected  # another graph input: leave the remaining layers as made
+        conv_out = nodes[index].output[0]
+        fetch = list(
+            dict.fromkeys(
+                [conv_out] + [out for out in produced if out and last_use.get(out, -1) > index]
+            )
+        )
+        used = {name for node in segment for name in node.input if name in inits}
+        sub = onnx.helper.make_model(
+            onnx.helper.make_graph(
+                segment,
+                "segment",
+                [
+                    onnx.helper.make_tensor_value_info(
+                        name,
+                        onnx.helper.np_dtype_to_tensor_dtype(values[name][0].dtype),
+                        None,
+                    )
+                    for name in feeds
+                ],
+                [onnx.helper.make_empty_tensor_value_info(name) for name in fetch],
+                [inits[name] for name in used],
+            ),
+            opset_imports=qdq_model.opset_import,
+            ir_version=qdq_model.ir_version,
+        )
+        session = _session(sub)
+        results = [
+            session.run(fetch, {name: values[name][b] for name in feeds})
+            for b in range(len(batches))
+        ]
+        for k, name in enumerate(fetch):
+            values[name] = [r[k] for r in results]
+        outs = values[conv_out]
+        mean = sum(_channel_sums(o) for o in outs) / sum(o.size // o.shape[1] for o in outs)
+        scale = numpy_helper.to_array(inits[scale_name]).astype(np.float64)
+        old = numpy_helper.to_array(inits[bias_name])
+        # A channel of zero weights has a zero scale: nothing to shift there.
+        steps = np.divide(
+            mean - target[nodes[index].name], scale, out=np.zeros_like(mean), where=scale > 0
+        )
+        limits = np.iinfo(np.int32)
+        new = np.clip(old - np.round(steps), limits.min, limits.max).astype(np.int32)
+        inits[bias_name].CopyFrom(numpy_helper.from_array(new, bias_name))
+        # What the corrected bias changes in this output, for the segments after it.
+        shift = ((new - old) * scale).astype(np.float32)
+        values[conv_out] = [o + shift.reshape((1, -1) + (1,) * (o.ndim - 2)) for o in outs]
+        for name in list(values):
+            if last_use.get(name, -1) <= index:
+                del values[name]
+        start = index + 1
+        corrected += 1
+    return corrected

@@ -1,0 +1,108 @@
+"""int8 bias correction (``Int8Settings.bias_correction``): after quantizing, each
+quantized convolution's mean output per channel equals the float model's on the
+calibration photos, with nothing but the int32 biases changed.
+
+What it is for, the real model's top-1 agreement with its float model on held-out
+photos, is tested in tests/runtime/test_fast_path.py and measured by
+benchmarks/int8_sweep.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepspark.models.optimize import (
+    EXACT_INT8_SETTINGS,
+    Int8Settings,
+    calibration_pixels,
+    quantize_int8,
+)
+from deepspark.runtime.preprocess import ImagePreprocess, to_batch
+from tests.reliability._reliability import tiny_onnx_classifier
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("skimage")
+numpy_helper = onnx.numpy_helper
+
+PRE = ImagePreprocess(size=(32, 32), scale=1 / 255, mean=(0.5,) * 3, std=(0.25,) * 3)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Convolutions written without a bias (as onnx.helper models often are): the
+    # correction gives them a zero one first. The first stays float in every setting.
+    return tiny_onnx_classifier(
+        tmp_path_factory.mktemp("bias") / "tiny.onnx", seed=5, conv_channels=16, conv_layers=4
+    )
+
+
+def _quantized(model: Path, settings: Int8Settings, correct: bool) -> Path:
+    return quantize_int8(
+        model, PRE, "input", settings=dataclasses.replace(settings, bias_correction=correct)
+    )
+
+
+def _conv_means(path: Path, x: np.ndarray) -> list[np.ndarray]:
+    """Per-channel mean output of every Conv, in graph order, computed as written
+    (ONNX Runtime's optimizations off: the quantized values multiplied in float)."""
+    m = onnx.load(str(path))
+    convs = [n.output[0] for n in m.graph.node if n.op_type == "Conv"]
+    m.graph.output.extend(onnx.helper.make_empty_tensor_value_info(t) for t in convs)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return [out.mean(axis=(0, 2, 3)) for out in sess.run(convs, {"input": x})]
+
+
+def _bias_steps(path: Path) -> dict[int, np.ndarray]:
+    """Conv index (graph order) -> the float value of one step of its int32 bias."""
+    m = onnx.load(str(path))
+    inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    producer = {o: n for n in m.graph.node for o in n.output}
+    convs = [n for n in m.graph.node if n.op_type == "Conv"]
+    return {
+        k: inits[producer[n.input[2]].input[1]]
+        for k, n in enumerate(convs)
+        if len(n.input) > 2 and n.input[2] in producer
+    }
+
+
+@pytest.mark.parametrize("settings", [Int8Settings(), EXACT_INT8_SETTINGS], ids=["7bit", "8bit"])
+def test_corrected_convolutions_match_the_float_means(model: Path, settings: Int8Settings) -> None:
+    x = to_batch(calibration_pixels(PRE, 32), PRE)  # what quantize_int8 calibrates on
+    want = _conv_means(model, x)
+    plain = _conv_means(_quantized(model, settings, correct=False), x)
+    corrected = _conv_means(_quantized(model, settings, correct=True), x)
+    steps = _bias_steps(_quantized(model, settings, correct=True))
+    assert len(steps) == 3  # the three quantized convolutions (the first stays float)
+    for k, step in steps.items():
+        # Within half a bias step (the rounding of an integer bias) of the float mean.
+        assert np.all(np.abs(corrected[k] - want[k]) <= step / 2 + 1e-5), k
+    shifted = max(np.abs(plain[k] - want[k]).max() / steps[k].max() for k in steps)
+    assert shifted > 2  # without the correction, means are several steps off
+
+
+def test_only_the_int32_biases_change(model: Path, tmp_path: Path) -> None:
+    from deepspark.models._int8_bias import add_zero_biases
+
+    # The same model with its biases written out (zeros), as exported models have them.
+    biased = onnx.load(str(model))
+    assert add_zero_biases(biased) == 4
+    onnx.save(biased, str(tmp_path / "biased.onnx"))
+    before = onnx.load(str(_quantized(tmp_path / "biased.onnx", Int8Settings(), correct=False)))
+    after = onnx.load(str(_quantized(tmp_path / "biased.onnx", Int8Settings(), correct=True)))
+    # Same operators in the same order: ONNX Runtime fuses both into the same kernels.
+    ops = [(n.op_type, list(n.input), list(n.output)) for n in after.graph.node]
+    assert ops == [(n.op_type, list(n.input), list(n.output)) for n in before.graph.node]
+    old = {i.name: numpy_helper.to_array(i) for i in before.graph.initializer}
+    changed = {
+        i.name: numpy_helper.to_array(i)
+        for i in after.graph.initializer
+        if not np.array_equal(numpy_helper.to_array(i), old[i.name])
+    }
+    assert changed and all(v.dtype == np.int32 for v in changed.values())
