@@ -98,6 +98,13 @@ VARIANTS = [
         model="int8",
         args=("--quantize", "int8"),
     ),
+    Variant(
+        "deepspark-api-int8-recheck",
+        "deepspark-api",
+        "deepspark API, quantize='int8', recheckMargin=0.05",
+        model="int8",
+        args=("--quantize", "int8", "--recheck-margin", "0.05"),
+    ),
 ]
 
 

@@ -186,7 +186,11 @@ def run_deepspark_api(a: argparse.Namespace) -> dict[str, float]:
     else:  # Spark's binaryFile source reads the bytes (any filesystem Spark reads)
         files, column = spark.read.format("binaryFile").load(a.data), "content"
     predictor = deepspark.DeepImagePredictor(
-        inputCol=column, topK=5, quantize=a.quantize, fastDecode=a.fast_decode
+        inputCol=column,
+        topK=5,
+        quantize=a.quantize,
+        recheckMargin=a.recheck_margin,
+        fastDecode=a.fast_decode,
     )
     predictor.transform(files).select("path", "predictions", "error").write.mode(
         "overwrite"
@@ -405,6 +409,7 @@ def main() -> None:
     p.add_argument("--float-model", default="", help="the plain float32 ONNX export")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--quantize", default="none")
+    p.add_argument("--recheck-margin", type=float, default=0.0)
     p.add_argument("--fast-decode", action="store_true")
     p.add_argument(
         "--no-prestart",

@@ -163,3 +163,29 @@ def test_empty_input_warns_and_failed_write_names_the_java_cause(
     assert len(lines) == 1 and "Parent path is not a directory" in lines[0], lines
     assert str(blocker) in lines[0]
     assert "An error occurred while calling" not in lines[0]
+
+
+def test_recheck_margin_reruns_int8_rows_in_float(photos_dir: Path, tmp_path: Path) -> None:
+    """``--quantize int8 --recheck-margin 1`` re-runs every row (no two probabilities
+    differ by 1) with the float model: the float results come out; without int8 the
+    option is a usage error."""
+    import numpy as np
+
+    def predict(*extra: str) -> dict[str, list]:
+        out = tmp_path / f"p{len(extra)}.parquet"
+        assert main(["predict", str(photos_dir), "-o", str(out), "-q", *extra]) == 0
+        return {r["path"]: r["predictions"] for r in pq.read_table(out).to_pylist()}
+
+    fp32 = predict()
+    int8 = predict("--quantize", "int8")
+    checked = predict("--quantize", "int8", "--recheck-margin", "1")
+    assert fp32.keys() == checked.keys() and len(fp32) == len(os.listdir(photos_dir))
+    for path, want in fp32.items():
+        assert [p["class"] for p in checked[path]] == [p["class"] for p in want]
+        got = [p["probability"] for p in checked[path]]
+        assert np.allclose(got, [p["probability"] for p in want], atol=1e-5)
+    assert any(int8[k] != fp32[k] for k in fp32)  # int8 alone differs
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        assert main(["predict", str(photos_dir), "--recheck-margin", "0.1", "-q"]) == 2
+    assert "needs quantize='int8'" in stderr.getvalue()

@@ -58,6 +58,7 @@ class _ImageTaskMixin:
         role: str,
         mode: str,
         quantize: str = "none",
+        recheck_margin: float = 0.0,
         **task_options: Any,
     ) -> Any:
         from deepspark.models.resolve import resolve_image_model
@@ -75,6 +76,7 @@ class _ImageTaskMixin:
             engine=self.getEngine(),  # type: ignore[attr-defined]
             trust_pickle=self.getTrustPickle(),  # type: ignore[attr-defined]
             quantize=quantize,
+            float_copy=recheck_margin > 0,
         )
         return ImageModelTask(
             model=resolved.ref,
@@ -86,6 +88,8 @@ class _ImageTaskMixin:
             labels=resolved.labels if mode == "topk" else None,
             batch_size=self.getBatchSize(),  # type: ignore[attr-defined]
             threads=self.getNumThreads(),  # type: ignore[attr-defined]
+            recheck_model=resolved.float_ref,
+            recheck_margin=recheck_margin,
             **task_options,
         )
 
@@ -154,6 +158,11 @@ class DeepImagePredictor(
         faster with VNNI (AVX-512 VNNI, AVX-VNNI, AMX), 1.3-1.5x on AVX2 CPUs without;
         the same top-1 as float on ~93% of hard photos (100% where the model is
         confident), within the float top-5 on ~100% (see docs/benchmarks.md).
+    recheckMargin : float, default 0.0
+        With ``quantize="int8"``: the rows whose int8 top-1 and top-2 probabilities
+        differ by less than this are run again with the float model (shipped too),
+        whose result they get; 0 never does. On the benchmark's hard photos, 0.05 kept
+        the float top-1 on 99.2% of them by re-running 20% (docs/benchmarks.md).
     fastDecode : bool, default False
         Decode JPEGs with DCT scaling and the fast DCT (pixels differ by about 1 level).
 
@@ -190,6 +199,15 @@ class DeepImagePredictor(
         "turn the model's scores into probabilities with a softmax (true for logits)",
         typeConverter=TypeConverters.toBoolean,
     )
+    recheckMargin: Param[float] = Param(
+        Params._dummy(),
+        "recheckMargin",
+        "with quantize='int8': run the rows whose int8 top-1 and top-2 probabilities "
+        "differ by less than this again with the float model, which then gives their "
+        "result (0, the default: never). 0.05 kept the float top-1 on 99.2% of hard "
+        "photos, re-running 20% of them (docs/benchmarks.md)",
+        typeConverter=TypeConverters.toFloat,
+    )
 
     @keyword_only
     def __init__(
@@ -217,6 +235,7 @@ class DeepImagePredictor(
         engine: str = "auto",
         trustPickle: bool = False,
         quantize: str = "none",
+        recheckMargin: float = 0.0,
     ) -> None:
         super().__init__()
         self._setDefault(
@@ -225,6 +244,7 @@ class DeepImagePredictor(
             modelName="efficientnet_lite0",
             topK=5,
             applySoftmax=True,
+            recheckMargin=0.0,
         )
         self._set(**_coerce(self, self._input_kwargs))
 
@@ -242,6 +262,20 @@ class DeepImagePredictor(
     def setTopK(self, value: int) -> DeepImagePredictor:
         return self._set(topK=value)
 
+    def getRecheckMargin(self) -> float:
+        value = float(self.getOrDefault(self.recheckMargin))
+        if not value >= 0:  # also NaN
+            raise InvalidParameterError(f"recheckMargin must be >= 0, got {value}")
+        if value > 0 and self.getQuantize() != "int8":
+            raise InvalidParameterError(
+                f"recheckMargin={value} re-runs uncertain int8 rows in float, so it needs "
+                "quantize='int8'; set quantize='int8', or leave recheckMargin at 0"
+            )
+        return value
+
+    def setRecheckMargin(self, value: float) -> DeepImagePredictor:
+        return self._set(recheckMargin=value)
+
     # ------------------------------------------------------------------ driver side
     def _build_task(self, spark: Any, kind: str) -> Any:
         return self._image_task(
@@ -256,6 +290,7 @@ class DeepImagePredictor(
             role="logits",
             mode="topk",
             quantize=self.getQuantize(),
+            recheck_margin=self.getRecheckMargin(),
             top_k=self.getTopK(),
             apply_softmax=bool(self.getOrDefault(self.applySoftmax)),
         )

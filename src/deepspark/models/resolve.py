@@ -39,6 +39,8 @@ class ResolvedImageModel:
     input_name: str
     output_name: str
     labels: tuple[ClassLabel, ...] | None
+    #: With ``float_copy``: the float model an int8 ``ref`` was made from, shipped.
+    float_ref: ModelRef | None = None
 
 
 def local_model_path(model: str) -> Path:
@@ -185,6 +187,7 @@ def resolve_image_model(
     engine: str = "auto",
     trust_pickle: bool = False,
     quantize: str = "none",
+    float_copy: bool = False,
 ) -> ResolvedImageModel:
     """Resolve, validate and ship an image model; ``role`` is "logits" or "features".
 
@@ -192,8 +195,9 @@ def resolve_image_model(
     it is checked here, on the driver, so a bad file fails before any task starts (a
     Keras, TensorFlow or PyTorch file once per content: :func:`~deepspark.models.api.checked_model`).
     ``quantize="int8"`` ships a static int8 copy of the model (ONNX only, made once and
-    cached). Named models also get their normalisation fused into the graph so that
-    executors feed raw uint8 pixels (see :mod:`deepspark.models.optimize`).
+    cached); with ``float_copy`` the float model is shipped as well (``float_ref``,
+    taking the same input). Named models also get their normalisation fused into the
+    graph so that executors feed raw uint8 pixels (see :mod:`deepspark.models.optimize`).
     """
     from deepspark.models.api import checked_model
     from deepspark.models.optimize import QUANTIZE_MODES
@@ -245,9 +249,10 @@ def resolve_image_model(
                     f"{model_spec.backend} (export it to ONNX, or leave quantize='none')"
                 )
             ref = _int8_ref(spark, model_spec.path, preprocess, spec.name, fuse=False)[0]
+            float_ref = model_spec.ship(sc) if float_copy else None
         else:
-            ref = model_spec.ship(sc)  # only a model that fits is shipped
-        return ResolvedImageModel(ref, preprocess, spec.name, out, classes)
+            ref, float_ref = model_spec.ship(sc), None  # only a model that fits is shipped
+        return ResolvedImageModel(ref, preprocess, spec.name, out, classes, float_ref)
 
     named = get_named_model(model_name or "efficientnet_lite0")
     if named.preprocess is None or named.task != "image-classification":
@@ -257,12 +262,18 @@ def resolve_image_model(
         raise InvalidParameterError(f"model '{named.name}' has no {role} output")
     if quantize == "int8":
         ref, pre, input_name = _int8_ref(spark, named.export(), named.preprocess, "input")
+        float_ref = None
+        if float_copy:  # the fused float file takes the same input as the int8 copies
+            path = _optimised(named.export(), named.preprocess, "input")[0]
+            float_ref = ModelRef("onnx", ship_file(sc, path))
     else:
         path, pre, input_name = _optimised(named.export(), named.preprocess, "input")
-        ref = ModelRef("onnx", ship_file(sc, path))
+        ref, float_ref = ModelRef("onnx", ship_file(sc, path)), None
     pre = dataclasses.replace(pre, fast_decode=preprocess.fast_decode)
     named_labels = named.labels() if named.labels else None
-    return ResolvedImageModel(ref, pre, input_name, out, load_labels(labels) or named_labels)
+    return ResolvedImageModel(
+        ref, pre, input_name, out, load_labels(labels) or named_labels, float_ref
+    )
 
 
 def _optimised(

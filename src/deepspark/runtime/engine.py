@@ -120,6 +120,11 @@ class ImageModelTask:
     batch_size : int
     threads : int
         0 = the task's CPU share.
+    recheck_model : ModelRef, optional
+        The float model of an int8 ``model``: rows whose two best scores (as the
+        result reports them) differ by less than ``recheck_margin`` are run again
+        with it, and its output is theirs ("topk" mode only).
+    recheck_margin : float
     """
 
     model: ModelRef
@@ -133,6 +138,8 @@ class ImageModelTask:
     apply_softmax: bool = True
     batch_size: int = 64
     threads: int = 0
+    recheck_model: ModelRef | None = None
+    recheck_margin: float = 0.0
 
     # ---------------------------------------------------------------- Arrow types
     def result_arrow_type(self) -> Any:
@@ -272,6 +279,25 @@ class ImageModelTask:
     def _infer(self, model: Any, tensor: np.ndarray) -> np.ndarray:
         return np.asarray(model.predict({self.input_name: tensor})[self.output_name])
 
+    def _uncertain(self, out: np.ndarray) -> np.ndarray:
+        """Rows whose best and second-best scores differ by less than the margin."""
+        scores = self._scores(out)
+        if scores.shape[1] < 2:
+            return np.zeros(0, dtype=np.int64)
+        best = np.partition(scores, -2, axis=1)[:, -2:]
+        return np.flatnonzero(best[:, 1] - best[:, 0] < self.recheck_margin)
+
+    def _infer_checked(self, model: Any, recheck: Any, tensor: np.ndarray) -> np.ndarray:
+        """``model``'s output, with the uncertain rows' replaced by ``recheck``'s."""
+        out = self._infer(model, tensor)
+        if recheck is None:
+            return out
+        rows = self._uncertain(out)
+        if len(rows):
+            out = np.array(out)  # a writable copy: the runtime may hand out its buffer
+            out[rows] = self._infer(recheck, tensor[rows])
+        return out
+
     def run(self, arrays: Iterator[Any]) -> Iterator[Any]:
         """Iterator of input Arrow arrays -> iterator of struct<result, error> arrays."""
         import pyarrow as pa
@@ -302,6 +328,9 @@ class ImageModelTask:
         ) as decoded:
             # The first chunks decode while the model loads (first task of a worker).
             model = self.model.load(threads=threads, gpu=gpu)
+            recheck = None
+            if self.recheck_model is not None and self.recheck_margin > 0 and self.mode == "topk":
+                recheck = self.recheck_model.load(threads=threads, gpu=gpu)
             errors: list[str | None] = []
             rows: list[np.ndarray] = []
             outs: list[np.ndarray] = []
@@ -311,7 +340,7 @@ class ImageModelTask:
                 errors[start : start + len(errs)] = errs
                 if tensor is not None:
                     try:
-                        outs.append(self._infer(model, tensor))
+                        outs.append(self._infer_checked(model, recheck, tensor))
                         rows.append(start + np.asarray(ok, dtype=np.int64))
                     except Exception as exc:  # noqa: BLE001 - a model failure fails these rows
                         msg = model_failure(exc)
