@@ -66,6 +66,18 @@ def test_bad_numbers(capsys: pytest.CaptureFixture[str], photos_dir: Path, value
     one_error_line(capsys.readouterr().err, "predict")
 
 
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--recheck-margin", "-0.1"), ("--recheck-margin", "nan"), ("--recheck-margin", "x")],
+)
+def test_bad_float_options(
+    capsys: pytest.CaptureFixture[str], photos_dir: Path, option: str, value: str
+) -> None:
+    assert run_cli(["predict", str(photos_dir), "--quantize", "int8", option, value]) == 2
+    line = one_error_line(capsys.readouterr().err, "predict")
+    assert option in line and "number" in line
+
+
 def test_quiet_and_verbose_exclude_each_other(
     capsys: pytest.CaptureFixture[str], photos_dir: Path
 ) -> None:

@@ -49,6 +49,7 @@ __all__ = [
     "console",
     "example",
     "input_files",
+    "number",
     "output_path",
     "positive_int",
     "prepare",
@@ -105,6 +106,27 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {value}")
     return value
+
+
+def number(low: float, high: float | None = None) -> Any:
+    """An argparse type: a number >= ``low`` (> ``low`` and < ``high`` when ``high`` is set).
+
+    >>> number(0)("0.05"), number(0, 1)("0.5")
+    (0.05, 0.5)
+    """
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if high is not None and not low < value < high:
+            raise argparse.ArgumentTypeError(f"expected a number between {low} and {high}")
+        if not value >= low:  # also NaN
+            raise argparse.ArgumentTypeError(f"expected a number >= {low}, got {value}")
+        return value
+
+    return parse
 
 
 def output_path(text: str) -> str:

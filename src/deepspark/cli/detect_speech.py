@@ -10,27 +10,11 @@ from deepspark.cli.common import (
     add_io_options,
     add_spark_options,
     input_files,
+    number,
     prepare,
     spark_session,
     write_and_summarize,
 )
-
-
-def _number(low: float, high: float | None = None) -> Any:
-    """An argparse type: a number >= ``low`` (> ``low`` and < ``high`` when ``high`` is set)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if high is not None and not low < value < high:
-            raise argparse.ArgumentTypeError(f"expected a number between {low} and {high}")
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected a number >= {low}, got {value}")
-        return value
-
-    return parse
 
 
 def register(sub: Any) -> None:
@@ -48,12 +32,12 @@ def register(sub: Any) -> None:
     add_io_options(p)
     p.set_defaults(batch_size=16)
     p.add_argument(
-        "--threshold", type=_number(0, 1), default=0.5, help="speech probability (default 0.5)"
+        "--threshold", type=number(0, 1), default=0.5, help="speech probability (default 0.5)"
     )
     p.add_argument(
-        "--min-speech-ms", type=_number(0), default=250, help="shortest segment kept (250)"
+        "--min-speech-ms", type=number(0), default=250, help="shortest segment kept (250)"
     )
-    p.add_argument("--min-silence-ms", type=_number(0), default=100, help="shortest pause (100)")
+    p.add_argument("--min-silence-ms", type=number(0), default=100, help="shortest pause (100)")
     add_spark_options(p)
     p.set_defaults(func=run)
 

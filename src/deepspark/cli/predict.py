@@ -13,6 +13,7 @@ from deepspark.cli.common import (
     add_spark_options,
     example,
     input_files,
+    number,
     positive_int,
     prepare,
     spark_session,
@@ -56,7 +57,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--recheck-margin",
-        type=_margin,
+        type=number(0),
         default=0.0,
         metavar="M",
         help=(
@@ -67,17 +68,6 @@ def register(sub: Any) -> None:
     )
     add_spark_options(p)
     p.set_defaults(func=run)
-
-
-def _margin(text: str) -> float:
-    """A ``--recheck-margin`` value: a number >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
-    return value
 
 
 def _model_kwargs(model: str) -> dict[str, Any]:
