@@ -268,7 +268,8 @@ def test_int8_executors_run_the_copy_their_cpu_suits(
 
     quantize="int8" on a cluster ships two int8 copies (7-bit and 8-bit weights) and
     each executor runs the one its own CPU sums exactly (ModelRef.exact_int8_file);
-    the driver's CPU does not decide for them."""
+    the driver's CPU does not decide for them. With recheckMargin the float model
+    reaches the executors as well."""
     import deepspark
     from deepspark.ml._apply import image_input_kind
     from deepspark.runtime._cpu import exact_int8_dot
@@ -301,6 +302,21 @@ def test_int8_executors_run_the_copy_their_cpu_suits(
     out = predictor.setInputCol("path").transform(files).collect()
     assert len(out) == FAULT_INPUTS + 3
     assert sum(r["error"] is None for r in out) == FAULT_INPUTS
+    # recheckMargin ships the float model too: with a margin of 1 every row is re-run
+    # with it on the executors, so the float results come out.
+    checked = predictor.setRecheckMargin(1.0).transform(files).collect()
+    plain = deepspark.DeepImagePredictor(**predictor_kwargs(model), inputCol="path")
+    want = {r["path"]: r["predictions"] for r in plain.transform(files).collect()}
+    got = {r["path"]: r["predictions"] for r in checked}
+    int8 = {r["path"]: r["predictions"] for r in out}
+    assert got.keys() == want.keys() and any(int8[k] != want[k] for k in want)
+    for path, preds in want.items():
+        if preds is None:
+            assert got[path] is None
+            continue
+        assert [p["class"] for p in got[path]] == [p["class"] for p in preds]
+        probs = [p["probability"] for p in got[path]]
+        assert probs == pytest.approx([p["probability"] for p in preds], abs=1e-5)
 
 
 #: Faults injected in this run, printed at the end (figures for docs/reliability.md).
