@@ -71,9 +71,16 @@ def _session(model: Any) -> Any:
     return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 
-def _channel_sums(out: np.ndarray) -> np.ndarray:
-    """Sum over every axis but the channel axis (1), in float64."""
-    return out.sum(axis=tuple(i for i in range(out.ndim) if i != 1), dtype=np.float64)
+def _channel_sum(out: np.ndarray) -> tuple[np.ndarray, int]:
+    """Sum per channel (axis 1) over every other axis, in float64, and its count."""
+    axes = tuple(i for i in range(out.ndim) if i != 1)
+    return out.sum(axis=axes, dtype=np.float64), out.size // out.shape[1]
+
+
+def _channel_mean(outs: Sequence[np.ndarray]) -> np.ndarray:
+    """Mean per channel over every batch in ``outs`` and every position."""
+    sums = [_channel_sum(o) for o in outs]
+    return np.asarray(sum(t for t, _ in sums)) / sum(n for _, n in sums)
 
 
 def _quantized_convs(model: Any) -> list[tuple[int, str, str]]:
@@ -108,17 +115,12 @@ def _float_means(
         onnx.helper.make_empty_tensor_value_info(t) for t in dict.fromkeys(wanted) if t not in known
     )
     session = _session(model)
-    sums: list[np.ndarray] = []
-    count: list[int] = []
+    # Summed batch by batch: the early layers' outputs are tens of MB per batch.
+    totals: list[tuple[np.ndarray, int]] = []
     for batch in batches:
-        for k, out in enumerate(session.run(wanted, {input_name: batch})):
-            if k == len(sums):
-                sums.append(_channel_sums(out))
-                count.append(out.size // out.shape[1])
-            else:
-                sums[k] += _channel_sums(out)
-                count[k] += out.size // out.shape[1]
-    return {name: s / c for name, s, c in zip(names, sums, count)}
+        parts = [_channel_sum(out) for out in session.run(wanted, {input_name: batch})]
+        totals = [(a + b, n + m) for (a, n), (b, m) in zip(totals, parts)] if totals else parts
+    return {name: total / n for name, (total, n) in zip(names, totals)}
 
 
 def correct_biases(
@@ -217,7 +219,7 @@ def correct_biases(
         for k, name in enumerate(fetch):
             values[name] = [r[k] for r in results]
         outs = values[conv_out]
-        mean = sum(_channel_sums(o) for o in outs) / sum(o.size // o.shape[1] for o in outs)
+        mean = _channel_mean(outs)
         scale = numpy_helper.to_array(inits[scale_name]).astype(np.float64)
         old = numpy_helper.to_array(inits[bias_name])
         # A channel of zero weights has a zero scale: nothing to shift there.
