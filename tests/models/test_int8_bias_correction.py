@@ -106,3 +106,68 @@ def test_only_the_int32_biases_change(model: Path, tmp_path: Path) -> None:
         if not np.array_equal(numpy_helper.to_array(i), old[i.name])
     }
     assert changed and all(v.dtype == np.int32 for v in changed.values())
+
+
+def _branchy_model(path: Path) -> Path:
+    """conv0 -> (conv1 | conv2) -> Concat -> conv3 (+ conv0's output, a residual Add) ->
+    pool -> Gemm: parallel branches and a tensor read again several layers later."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(11)
+
+    def conv(name: str, x: str, cin: int, cout: int) -> list:
+        w = numpy_helper.from_array(
+            rng.normal(0, 0.3, (cout, cin, 3, 3)).astype(np.float32), f"{name}_w"
+        )
+        b = numpy_helper.from_array(rng.normal(0, 0.1, cout).astype(np.float32), f"{name}_b")
+        node = helper.make_node(
+            "Conv", [x, w.name, b.name], [f"{name}_out"], name=name, pads=[1] * 4
+        )
+        relu = helper.make_node("Relu", [f"{name}_out"], [name], name=f"{name}_relu")
+        return [node, relu, w, b]
+
+    parts = (
+        conv("conv0", "input", 3, 8)
+        + conv("conv1", "conv0", 8, 4)
+        + conv("conv2", "conv0", 8, 4)
+        + conv("conv3", "cat", 8, 8)
+    )
+    nodes = [p for p in parts if isinstance(p, onnx.NodeProto)]
+    inits = [p for p in parts if isinstance(p, onnx.TensorProto)]
+    fc = numpy_helper.from_array(rng.normal(0, 1, (8, 10)).astype(np.float32), "fc_w")
+    nodes += [
+        helper.make_node("Concat", ["conv1", "conv2"], ["cat"], name="cat", axis=1),
+        helper.make_node("Add", ["conv3", "conv0"], ["res"], name="res"),
+        helper.make_node("GlobalAveragePool", ["res"], ["pooled"], name="pool"),
+        helper.make_node("Flatten", ["pooled"], ["flat"], name="flat", axis=1),
+        helper.make_node("Gemm", ["flat", "fc_w"], ["logits"], name="fc"),
+    ]
+    # Topological order: the Concat before conv3.
+    order = ["conv0", "conv0_relu", "conv1", "conv1_relu", "conv2", "conv2_relu", "cat"]
+    nodes.sort(key=lambda n: order.index(n.name) if n.name in order else len(order))
+    graph = helper.make_graph(
+        nodes,
+        "branchy",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 32, 32])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
+        [*inits, fc],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_branches_and_residuals_are_corrected(tmp_path: Path) -> None:
+    """A tensor read by two later segments (conv0's output: both branches and the Add)
+    stays available until its last reader."""
+    model = _branchy_model(tmp_path / "branchy.onnx")
+    x = to_batch(calibration_pixels(PRE, 32), PRE)
+    want = _conv_means(model, x)
+    corrected = _quantized(model, Int8Settings(), correct=True)
+    got = _conv_means(corrected, x)
+    steps = _bias_steps(corrected)
+    assert sorted(steps) == [1, 2, 3]  # conv0, the first, stays float
+    for k, step in steps.items():
+        assert np.all(np.abs(got[k] - want[k]) <= step / 2 + 1e-5), k
