@@ -371,7 +371,8 @@ def quantize_int8(
       (:class:`deepspark.models.loader.ModelRef`).
 
     Post-training quantization of this model does not reach 99% top-1 agreement with
-    any setting tried (bf16 reaches 94.5%).
+    any setting tried (bf16 reaches 94.5%); ``DeepImagePredictor(recheckMargin=...)``
+    gets there by re-running the near-ties with the float model, at a cost in speed.
 
     Parameters
     ----------
