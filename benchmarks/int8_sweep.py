@@ -50,6 +50,9 @@ import data as bench_data
 from deepspark.models.optimize import EXACT_INT8_SETTINGS, Int8Settings, quantize_int8
 from deepspark.runtime._cpu import cpu_flags as _flags
 
+#: EfficientNet-Lite0's first depthwise convolution (after the float stem): the one
+#: layer whose float copy gains agreement (benchmarks/int8_sensitivity.py).
+FIRST_DEPTHWISE = "/_blocks.0/_depthwise_conv/Conv"
 _RR = {"reduce_range": True}
 _FULL = {"reduce_range": False}
 
@@ -66,6 +69,14 @@ SETTINGS: dict[str, tuple[str, Int8Settings]] = {
     "shipped-nobc": (
         "percentile 99.999, reduce_range, without bias correction (before the twelfth round)",
         Int8Settings(bias_correction=False),
+    ),
+    "exact-dw0-float": (
+        "percentile 99.999, 8-bit weights, first depthwise conv float too",
+        dataclasses.replace(EXACT_INT8_SETTINGS, float_nodes=(FIRST_DEPTHWISE,)),
+    ),
+    "shipped-dw0-float": (
+        "percentile 99.999, reduce_range, first depthwise conv float too",
+        Int8Settings(float_nodes=(FIRST_DEPTHWISE,)),
     ),
     "minmax-8bit": ("minmax, 8-bit weights", Int8Settings(method="minmax", **_FULL)),
     "entropy-8bit": ("entropy, 8-bit weights", Int8Settings(method="entropy", **_FULL)),

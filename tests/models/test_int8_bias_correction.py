@@ -171,3 +171,21 @@ def test_branches_and_residuals_are_corrected(tmp_path: Path) -> None:
     assert sorted(steps) == [1, 2, 3]  # conv0, the first, stays float
     for k, step in steps.items():
         assert np.all(np.abs(got[k] - want[k]) <= step / 2 + 1e-5), k
+
+
+def test_float_nodes_stay_float_and_unknown_names_are_refused(tmp_path: Path) -> None:
+    """Int8Settings.float_nodes keeps the named nodes in float (their weights stay float
+    initializers) and refuses a name the model does not have, naming its convolutions."""
+    from deepspark.errors import InvalidParameterError
+
+    model = _branchy_model(tmp_path / "branchy.onnx")
+    kept = onnx.load(
+        str(quantize_int8(model, PRE, "input", settings=Int8Settings(float_nodes=("conv2",))))
+    )
+    inits = {i.name: i for i in kept.graph.initializer}
+    conv = {n.name: n for n in kept.graph.node if n.op_type == "Conv"}
+    assert conv["conv2"].input[1] == "conv2_w"  # the float weights, read directly
+    assert inits["conv2_w"].data_type == onnx.TensorProto.FLOAT
+    assert conv["conv1"].input[1] != "conv1_w"  # its neighbour is quantized
+    with pytest.raises(InvalidParameterError, match="no node of the model: convX.*conv0"):
+        quantize_int8(model, PRE, "input", settings=Int8Settings(float_nodes=("convX",)))

@@ -1,0 +1,104 @@
+"""Which convolution, kept in float, gains the most int8 top-1 agreement?
+
+For each quantized convolution of EfficientNet-Lite0 this makes the int8 copy (the
+settings this CPU runs, bias-corrected) with that one node kept in float
+(``Int8Settings.float_nodes``) and measures its top-1 agreement with the float model
+on ``-n`` held-out photos (as ``int8_sweep.py``), and on ``--validation`` crops of ten
+other scikit-image photos (mostly grayscale, never used for calibration or for the
+held-out set): a layer chosen on one set should help on the other too.
+
+The copies go to a temporary cache folder (one ~5 MB file per convolution).
+
+Examples
+--------
+    python benchmarks/int8_sensitivity.py -n 600 --json /tmp/sensitivity.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from deepspark.models.optimize import EXTRA_CALIBRATION_PHOTOS
+
+#: Crops of these photos check that a choice made on the held-out photos carries over
+#: (the "varied" calibration photos, never used by the shipped settings, and four more).
+VALIDATION_PHOTOS = (
+    *EXTRA_CALIBRATION_PHOTOS,
+    "clock_motion.png",
+    "page.png",
+    "cell.png",
+    "color.png",
+)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("-n", type=int, default=600, help="held-out photos")
+    p.add_argument("--validation", type=int, default=400, help="validation crops")
+    p.add_argument("--json", type=Path, help="also write the results here")
+    a = p.parse_args()
+    # Before deepspark is imported: every copy goes to a throwaway cache.
+    os.environ["DEEPSPARK_CACHE_DIR"] = tempfile.mkdtemp(prefix="int8-sensitivity-")
+
+    import int8_sweep as sweep
+    import onnx
+
+    from deepspark.models.optimize import (
+        EXACT_INT8_SETTINGS,
+        Int8Settings,
+        calibration_pixels,
+        quantize_int8,
+    )
+    from deepspark.models.zoo import get_named_model
+    from deepspark.runtime._cpu import exact_int8_dot
+    from deepspark.runtime.preprocess import to_batch
+
+    named = get_named_model("efficientnet_lite0")
+    plain, pre = named.export(), named.preprocess
+    threads = len(os.sched_getaffinity(0))
+    sets = {
+        "held_out": sweep.held_out(a.n, pre),
+        "validation": to_batch(
+            calibration_pixels(pre, a.validation, seed=11, photos=VALIDATION_PHOTOS), pre
+        ),
+    }
+    fp32 = sweep.session(plain, threads)
+    refs = {k: sweep.logits(fp32, x).argmax(1) for k, x in sets.items()}
+    base = EXACT_INT8_SETTINGS if exact_int8_dot() else Int8Settings()
+    convs = [n.name for n in onnx.load(str(plain)).graph.node if n.op_type == "Conv"]
+
+    def agreement(settings: Int8Settings) -> dict[str, float]:
+        sess = sweep.session(quantize_int8(plain, pre, "input", settings=settings), threads)
+        return {
+            k: float(np.mean(sweep.logits(sess, x).argmax(1) == refs[k])) for k, x in sets.items()
+        }
+
+    rows = [{"float": "(none)", **agreement(base)}]
+    print(f"# {sweep.cpu_flags()}; {a.n} held-out photos, {a.validation} validation crops")
+    print("| kept in float | held-out agreement | validation agreement |")
+    print("|---|---:|---:|")
+    print(f"| (none) | {rows[0]['held_out']:.1%} | {rows[0]['validation']:.1%} |", flush=True)
+    for name in convs[1:]:  # the first convolution is float in every setting
+        row = {"float": name, **agreement(dataclasses.replace(base, float_nodes=(name,)))}
+        rows.append(row)
+        print(f"| `{name}` | {row['held_out']:.1%} | {row['validation']:.1%} |", flush=True)
+    if a.json:
+        a.json.write_text(json.dumps({"cpu": sweep.cpu_flags(), "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
