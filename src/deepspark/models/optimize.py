@@ -309,10 +309,14 @@ class Int8Settings:
 EXACT_INT8_SETTINGS = Int8Settings(reduce_range=False)
 
 
-def _name_nodes(model_path: Path) -> None:
-    """Name the model's unnamed nodes (``onnx.helper`` leaves names empty): ONNX
-    Runtime's quantizer excludes nodes by name, and excluding "" excluded them all."""
+def _prepared_graph(model_path: Path, zero_biases: bool) -> object:
+    """The quantizer's input, loaded once and saved back if changed: unnamed nodes named
+    (``onnx.helper`` leaves names empty; ONNX Runtime's quantizer excludes nodes by name,
+    and excluding "" excluded them all), and with ``zero_biases`` a zero bias for each
+    convolution without one (see ``Int8Settings.bias_correction``)."""
     onnx = require("onnx", "int8 quantization")
+    from deepspark.models._int8_bias import add_zero_biases
+
     model = onnx.load(str(model_path))
     taken = {n.name for n in model.graph.node}
     unnamed = [n for n in model.graph.node if not n.name]
@@ -322,24 +326,15 @@ def _name_nodes(model_path: Path) -> None:
             name += "_"
         node.name = name
         taken.add(name)
-    if unnamed:
+    added = add_zero_biases(model) if zero_biases else 0
+    if unnamed or added:
         onnx.save(model, str(model_path))
+    return model
 
 
-def _add_zero_biases(model_path: Path) -> None:
-    """Zero biases for the convolutions without one (see ``Int8Settings.bias_correction``)."""
-    onnx = require("onnx", "int8 quantization")
-    from deepspark.models._int8_bias import add_zero_biases
-
-    model = onnx.load(str(model_path))
-    if add_zero_biases(model):
-        onnx.save(model, str(model_path))
-
-
-def _excluded_nodes(model_path: Path, settings: Int8Settings) -> list[str]:
+def _excluded_nodes(model: object, settings: Int8Settings) -> list[str]:
     """Names of the nodes ``settings`` keeps in float."""
-    onnx = require("onnx", "int8 quantization")
-    nodes = onnx.load(str(model_path)).graph.node
+    nodes = model.graph.node  # type: ignore[attr-defined]
     convs = [n for n in nodes if n.op_type == "Conv"]
     excluded = [n.name for n in nodes if n.op_type in set(settings.float_ops)]
     if settings.float_first_conv:
@@ -438,15 +433,13 @@ def quantize_int8(
     tmp = target.with_suffix(f".{os.getpid()}.tmp")
     try:
         quant_pre_process(str(path), str(prepared), skip_symbolic_shape=True)
-        _name_nodes(prepared)
         correct = settings.bias_correction and settings.qdq and not settings.dynamic
-        if correct:
-            _add_zero_biases(prepared)
+        float_model = _prepared_graph(prepared, zero_biases=correct)
         common = {
             "per_channel": settings.per_channel,
             "reduce_range": settings.reduce_range,
             "weight_type": types[settings.weights],
-            "nodes_to_exclude": _excluded_nodes(prepared, settings),
+            "nodes_to_exclude": _excluded_nodes(float_model, settings),
         }
         if settings.dynamic:
             quantize_dynamic(str(prepared), str(tmp), **common)
@@ -500,7 +493,7 @@ def quantize_int8(
                 from deepspark.models._int8_bias import correct_biases
 
                 quantized = onnx.load(str(tmp))
-                if correct_biases(quantized, onnx.load(str(prepared)), batches, input_name):
+                if correct_biases(quantized, float_model, batches, input_name):
                     onnx.save(quantized, str(tmp))
         ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])  # loads?
         os.replace(tmp, target)

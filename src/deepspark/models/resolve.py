@@ -21,6 +21,7 @@ from deepspark.models.zoo import get_named_model
 from deepspark.runtime.preprocess import ImagePreprocess
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
 __all__ = [
@@ -260,15 +261,13 @@ def resolve_image_model(
     out = output_name or named.outputs.get(role)
     if out is None:
         raise InvalidParameterError(f"model '{named.name}' has no {role} output")
+    exported = named.export()
     if quantize == "int8":
-        ref, pre, input_name = _int8_ref(spark, named.export(), named.preprocess, "input")
-        float_ref = None
-        if float_copy:  # the fused float file takes the same input as the int8 copies
-            path = _optimised(named.export(), named.preprocess, "input")[0]
-            float_ref = ModelRef("onnx", ship_file(sc, path))
+        ref, pre, input_name = _int8_ref(spark, exported, named.preprocess, "input")
+        # The fused float file takes the same input as the int8 copies.
+        float_ref = _float_ref(sc, exported, named.preprocess)[0] if float_copy else None
     else:
-        path, pre, input_name = _optimised(named.export(), named.preprocess, "input")
-        ref, float_ref = ModelRef("onnx", ship_file(sc, path)), None
+        (ref, pre, input_name), float_ref = _float_ref(sc, exported, named.preprocess), None
     pre = dataclasses.replace(pre, fast_decode=preprocess.fast_decode)
     named_labels = named.labels() if named.labels else None
     return ResolvedImageModel(
@@ -287,6 +286,14 @@ def _optimised(
         return fuse_preprocessing(path, pre, input_name)
     except MissingDependencyError:  # no `onnx` package: the float input works as well
         return path, pre, input_name
+
+
+def _float_ref(
+    sc: SparkContext, path: Path, pre: ImagePreprocess
+) -> tuple[ModelRef, ImagePreprocess, str]:
+    """A named model's float file for executors (normalisation fused in), shipped."""
+    path, pre, input_name = _optimised(path, pre, "input")
+    return ModelRef("onnx", ship_file(sc, path)), pre, input_name
 
 
 def _int8_ref(
