@@ -43,6 +43,32 @@ VALIDATION_PHOTOS = (
 )
 
 
+def photo_sets(n: int, validation: int, pre: object) -> dict[str, np.ndarray]:
+    """The float model's input for ``n`` held-out photos and ``validation`` crops of
+    :data:`VALIDATION_PHOTOS`."""
+    import int8_sweep as sweep
+
+    from deepspark.models.optimize import calibration_pixels
+    from deepspark.runtime.preprocess import to_batch
+
+    return {
+        "held_out": sweep.held_out(n, pre),
+        "validation": to_batch(
+            calibration_pixels(pre, validation, seed=11, photos=VALIDATION_PHOTOS),
+            pre,  # type: ignore[arg-type]
+        ),
+    }
+
+
+def agreements(
+    sess: object, sets: dict[str, np.ndarray], refs: dict[str, np.ndarray]
+) -> dict[str, float]:
+    """Top-1 agreement of ``sess`` with the float model's ``refs``, per photo set."""
+    import int8_sweep as sweep
+
+    return {k: float(np.mean(sweep.logits(sess, x).argmax(1) == refs[k])) for k, x in sets.items()}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -57,25 +83,14 @@ def main() -> None:
     import int8_sweep as sweep
     import onnx
 
-    from deepspark.models.optimize import (
-        EXACT_INT8_SETTINGS,
-        Int8Settings,
-        calibration_pixels,
-        quantize_int8,
-    )
+    from deepspark.models.optimize import EXACT_INT8_SETTINGS, Int8Settings, quantize_int8
     from deepspark.models.zoo import get_named_model
     from deepspark.runtime._cpu import exact_int8_dot
-    from deepspark.runtime.preprocess import to_batch
 
     named = get_named_model("efficientnet_lite0")
     plain, pre = named.export(), named.preprocess
     threads = len(os.sched_getaffinity(0))
-    sets = {
-        "held_out": sweep.held_out(a.n, pre),
-        "validation": to_batch(
-            calibration_pixels(pre, a.validation, seed=11, photos=VALIDATION_PHOTOS), pre
-        ),
-    }
+    sets = photo_sets(a.n, a.validation, pre)
     fp32 = sweep.session(plain, threads)
     refs = {k: sweep.logits(fp32, x).argmax(1) for k, x in sets.items()}
     base = EXACT_INT8_SETTINGS if exact_int8_dot() else Int8Settings()
@@ -83,9 +98,7 @@ def main() -> None:
 
     def agreement(settings: Int8Settings) -> dict[str, float]:
         sess = sweep.session(quantize_int8(plain, pre, "input", settings=settings), threads)
-        return {
-            k: float(np.mean(sweep.logits(sess, x).argmax(1) == refs[k])) for k, x in sets.items()
-        }
+        return agreements(sess, sets, refs)
 
     rows = [{"float": "(none)", **agreement(base)}]
     print(f"# {sweep.cpu_flags()}; {a.n} held-out photos, {a.validation} validation crops")
