@@ -136,9 +136,13 @@ def cpu_flags() -> str:
 def session(path: Path, threads: int) -> object:
     import onnxruntime as ort
 
+    from deepspark.models.onnx import KEEP_FLOAT_NODES_FLOAT
+
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
+    # As deepspark runs its int8 copies: nodes kept in float stay float.
+    so.add_session_config_entry(*KEEP_FLOAT_NODES_FLOAT)
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
@@ -193,7 +197,7 @@ def cascade(int8_logits: np.ndarray, agree: np.ndarray) -> list[dict[str, float]
     prob = np.sort(z / z.sum(1, keepdims=True), axis=1)
     margin = prob[:, -1] - prob[:, -2]
     out = []
-    for m in (0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5):
+    for m in (0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5):
         rerun = margin < m
         out.append(
             {"margin": m, "share": float(rerun.mean()), "agreement": float((rerun | agree).mean())}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +14,33 @@ from deepspark._deps import require
 from deepspark.errors import ModelLoadError, ModelNotFoundError
 from deepspark.models.base import Model, Signature, TensorSpec
 
-__all__ = ["OnnxModel", "external_data_files", "gpu_providers", "model_file"]
+__all__ = [
+    "DISABLED_OPTIMIZERS_KEY",
+    "KEEP_FLOAT_NODES_FLOAT",
+    "OnnxModel",
+    "external_data_files",
+    "gpu_providers",
+    "model_file",
+]
 
 _WARNED: set[str] = set()
+
+#: The ONNX Runtime session config entry that runs a quantized (QDQ) model's float
+#: nodes in float. Without it, ONNX Runtime's ``WeightBiasQuantization`` rewrite (basic
+#: optimization level) quantizes the float weights of every Conv, ConvTranspose or
+#: Gemm whose input comes from a ``DequantizeLinear`` to int8 with *one scale per
+#: tensor*, so a layer deliberately kept in float loses more precision than the
+#: per-channel int8 layers around it (EfficientNet-Lite0 with its second depthwise
+#: convolution kept in float: 84.7% top-1 agreement with the float model with the
+#: rewrite, 94.7% without, 93.3% with every layer int8; docs/benchmarks.md).
+#: deepspark's int8 copies record it in their metadata
+#: (:data:`DISABLED_OPTIMIZERS_KEY`) and :class:`OnnxModel` applies it. In your own
+#: ONNX Runtime sessions: ``options.add_session_config_entry(*KEEP_FLOAT_NODES_FLOAT)``.
+KEEP_FLOAT_NODES_FLOAT = ("optimization.disable_specified_optimizers", "WeightBiasQuantization")
+
+#: Model metadata key (``metadata_props``) naming ONNX Runtime graph rewrites to
+#: disable when running the file, comma-separated; :class:`OnnxModel` honours it.
+DISABLED_OPTIMIZERS_KEY = "deepspark.disabled_optimizers"
 
 
 def model_file(path: Path) -> Path:
@@ -145,6 +169,11 @@ class OnnxModel(Model):
         unless ``providers`` is given. Where this ONNX Runtime build has no CUDA
         provider (the ``onnxruntime`` package is CPU-only; ``onnxruntime-gpu`` has it)
         the model runs on the CPU and a warning says so, once per process.
+    disabled_optimizers : sequence of str, optional
+        ONNX Runtime graph rewrites to skip (session config
+        ``optimization.disable_specified_optimizers``). Default: those the file's
+        metadata names under :data:`DISABLED_OPTIMIZERS_KEY` (deepspark's int8 copies
+        name ``WeightBiasQuantization``, see :data:`KEEP_FLOAT_NODES_FLOAT`), else none.
 
     Examples
     --------
@@ -160,36 +189,51 @@ class OnnxModel(Model):
         threads: int | None = None,
         providers: list[Any] | None = None,
         gpu: int | None = None,
+        disabled_optimizers: Sequence[str] | None = None,
     ) -> None:
         ort = require("onnxruntime", "Running ONNX models")
         if providers is None and gpu is not None:
             providers = gpu_providers(gpu, ort.get_available_providers())
         path = model_file(Path(path))
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = int(threads)
-            options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         available = ort.get_available_providers()
         chosen = [
             p
             for p in (providers or ["CPUExecutionProvider"])
             if (p[0] if isinstance(p, tuple) else p) in available
-        ]
-        try:
-            self._session = ort.InferenceSession(
-                str(path), sess_options=options, providers=chosen or ["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf types
-            raise ModelLoadError(
-                f"ONNX Runtime cannot load {path}: {str(exc).splitlines()[0]} "
-                "(is the file complete and a valid .onnx model?)"
-            ) from exc
+        ] or ["CPUExecutionProvider"]
+        self._session = self._load(ort, path, threads, chosen, disabled_optimizers or ())
+        if disabled_optimizers is None:
+            # The file may ask for rewrites to be skipped; the metadata is only readable
+            # from a session, so such a file (deepspark's int8 copies given by path) is
+            # loaded twice, once.
+            meta = self._session.get_modelmeta().custom_metadata_map
+            wanted = [n for n in meta.get(DISABLED_OPTIMIZERS_KEY, "").split(",") if n]
+            if wanted:
+                self._session = self._load(ort, path, threads, chosen, wanted)
         self.path = path
         self._signature = Signature(
             tuple(_spec(a) for a in self._session.get_inputs()),
             tuple(_spec(a) for a in self._session.get_outputs()),
         )
+
+    @staticmethod
+    def _load(
+        ort: Any, path: Path, threads: int | None, providers: list[Any], disabled: Sequence[str]
+    ) -> Any:
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+            options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if disabled:
+            options.add_session_config_entry(KEEP_FLOAT_NODES_FLOAT[0], ",".join(disabled))
+        try:
+            return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf types
+            raise ModelLoadError(
+                f"ONNX Runtime cannot load {path}: {str(exc).splitlines()[0]} "
+                "(is the file complete and a valid .onnx model?)"
+            ) from exc
 
     @property
     def signature(self) -> Signature:

@@ -19,6 +19,7 @@ import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -257,8 +258,10 @@ class Int8Settings:
         measures each convolution's effect). On EfficientNet-Lite0, keeping its first
         depthwise convolution (``"/_blocks.0/_depthwise_conv/Conv"``) in float raised
         top-1 agreement from 93.3% to 95.8% at ~10% less int8 speed (not the default);
-        most of its other layers, kept in float alone, *lowered* it on ONNX Runtime's
-        int8 kernels, so measure before keeping a layer in float.
+        its other layers alone change it by about a point, and each float layer between
+        int8 ones costs speed. The copy's metadata asks ONNX Runtime to run float
+        layers in float (:data:`deepspark.models.onnx.KEEP_FLOAT_NODES_FLOAT`; without
+        it, ONNX Runtime quantizes their weights per tensor); :class:`OnnxModel` does.
     calibration_photos : int
         Number of calibration crops (see :func:`calibration_pixels`).
     varied_calibration : bool
@@ -355,6 +358,19 @@ def _excluded_nodes(model: object, settings: Int8Settings) -> list[str]:
     return excluded
 
 
+def _keep_float_nodes_float(model: Any) -> None:
+    """Ask, in the file's metadata, that ONNX Runtime run the nodes kept in float in
+    float (:data:`deepspark.models.onnx.KEEP_FLOAT_NODES_FLOAT`; :class:`OnnxModel`
+    reads it)."""
+    from deepspark.models.onnx import DISABLED_OPTIMIZERS_KEY, KEEP_FLOAT_NODES_FLOAT
+
+    props = [p for p in model.metadata_props if p.key != DISABLED_OPTIMIZERS_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(props)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = DISABLED_OPTIMIZERS_KEY, KEEP_FLOAT_NODES_FLOAT[1]
+
+
 def quantize_int8(
     path: str | Path,
     pre: ImagePreprocess,
@@ -405,7 +421,7 @@ def quantize_int8(
     """
     path = Path(path)
     settings = settings or Int8Settings()
-    tag = f"int8|{input_name}|{settings.tag()}|v4" + ("|custom" if calibration else "")
+    tag = f"int8|{input_name}|{settings.tag()}|v5" + ("|custom" if calibration else "")
     target = _cached_name(path, tag)
     if target.is_file() and calibration is None:
         # Before importing onnx and ORT's quantization tools: 0.25 s of every first
@@ -489,12 +505,13 @@ def quantize_int8(
                 },
                 **common,
             )
+            quantized = onnx.load(str(tmp))
             if correct:
                 from deepspark.models._int8_bias import correct_biases
 
-                quantized = onnx.load(str(tmp))
-                if correct_biases(quantized, float_model, batches, input_name):
-                    onnx.save(quantized, str(tmp))
+                correct_biases(quantized, float_model, batches, input_name)
+            _keep_float_nodes_float(quantized)
+            onnx.save(quantized, str(tmp))
         ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])  # loads?
         os.replace(tmp, target)
     finally:

@@ -305,6 +305,7 @@ def _int8_ref(
     A local session's executors share the driver's CPU: only the copy it runs is made.
     ``fuse`` also moves the normalisation into the graph (named models).
     """
+    from deepspark.models.onnx import KEEP_FLOAT_NODES_FLOAT
     from deepspark.models.optimize import EXACT_INT8_SETTINGS, Int8Settings, quantize_int8
     from deepspark.runtime._cpu import exact_int8_dot
     from deepspark.session import local_master
@@ -320,4 +321,6 @@ def _int8_ref(
         files, (_, pre, input_name) = [f for f, _, _ in fused], fused[0]
     shipped = [ship_file(sc, f) for f in files]
     exact = shipped[1] if len(shipped) > 1 else None
-    return ModelRef("onnx", shipped[0], exact_int8_file=exact), pre, input_name
+    # What the copies' metadata asks for, given up front: no second load per worker.
+    options = (("disabled_optimizers", (KEEP_FLOAT_NODES_FLOAT[1],)),)
+    return ModelRef("onnx", shipped[0], options, exact_int8_file=exact), pre, input_name
