@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from deepspark.models.cache import ShippedFile, file_sha256
+from deepspark.models.loader import ModelRef
 from deepspark.models.onnx import DISABLED_OPTIMIZERS_KEY, KEEP_FLOAT_NODES_FLOAT, OnnxModel
 from deepspark.models.optimize import Int8Settings, calibration_pixels, quantize_int8
 from deepspark.runtime.preprocess import ImagePreprocess, to_batch
@@ -105,3 +107,13 @@ def test_float_node_runs_in_float_in_onnx_model(tmp_path: Path) -> None:
     assert error(default) > 10 * error(ours), (error(default), error(ours))
     # The difference is the rewrite: with none disabled, OnnxModel computes the same.
     assert error(nothing_disabled["logits"]) > 10 * error(ours)
+
+    # What executors load: a ModelRef's options reach OnnxModel (the int8 transformers
+    # pass the setting up front; an empty one here shows it is not ignored).
+    shipped = ShippedFile(file_sha256(path), path.name, str(path))
+    for options, off in (
+        ((("disabled_optimizers", KEEP_FLOAT_NODES_FLOAT[1:]),), False),
+        ((("disabled_optimizers", ()),), True),
+    ):
+        got = ModelRef("onnx", shipped, options).load(threads=1).predict({"input": x})
+        assert (error(got["logits"]) > 10 * error(ours)) is off, options

@@ -11,10 +11,16 @@ from deepspark.models.cache import ShippedFile, worker_cached
 __all__ = ["BACKENDS", "ModelRef"]
 
 
-def _load_onnx(path: str, threads: int | None, gpu: int | None, **_: Any) -> Model:
+def _load_onnx(
+    path: str,
+    threads: int | None,
+    gpu: int | None,
+    disabled_optimizers: tuple[str, ...] | None = None,
+    **_: Any,
+) -> Model:
     from deepspark.models.onnx import OnnxModel
 
-    return OnnxModel(path, threads=threads, gpu=gpu)
+    return OnnxModel(path, threads=threads, gpu=gpu, disabled_optimizers=disabled_optimizers)
 
 
 def _load_torchscript(path: str, threads: int | None, gpu: int | None, **options: Any) -> Model:
