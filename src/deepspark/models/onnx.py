@@ -203,9 +203,9 @@ class OnnxModel(Model):
         ] or ["CPUExecutionProvider"]
         self._session = self._load(ort, path, threads, chosen, disabled_optimizers or ())
         if disabled_optimizers is None:
-            # The file may ask for rewrites to be skipped; the metadata is only readable
-            # from a session, so such a file (deepspark's int8 copies given by path) is
-            # loaded twice, once.
+            # The file may ask for rewrites to be skipped. Its metadata is only readable
+            # from a session, so such a file given by path (an int8 copy made by
+            # quantize_int8) is loaded a second time, with them skipped.
             meta = self._session.get_modelmeta().custom_metadata_map
             wanted = [n for n in meta.get(DISABLED_OPTIMIZERS_KEY, "").split(",") if n]
             if wanted:

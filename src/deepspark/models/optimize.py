@@ -364,10 +364,11 @@ def _keep_float_nodes_float(model: Any) -> None:
     reads it)."""
     from deepspark.models.onnx import DISABLED_OPTIMIZERS_KEY, KEEP_FLOAT_NODES_FLOAT
 
-    props = [p for p in model.metadata_props if p.key != DISABLED_OPTIMIZERS_KEY]
-    del model.metadata_props[:]
-    model.metadata_props.extend(props)
-    entry = model.metadata_props.add()
+    props = model.metadata_props
+    for i in reversed(range(len(props))):
+        if props[i].key == DISABLED_OPTIMIZERS_KEY:
+            del props[i]
+    entry = props.add()
     entry.key, entry.value = DISABLED_OPTIMIZERS_KEY, KEEP_FLOAT_NODES_FLOAT[1]
 
 
