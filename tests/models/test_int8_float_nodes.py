@@ -102,11 +102,11 @@ def test_float_node_runs_in_float_in_onnx_model(tmp_path: Path) -> None:
     default = _ort(path, levels.ORT_ENABLE_ALL).run(["logits"], {"input": x})[0]
     fixed = _ort(path, levels.ORT_ENABLE_ALL, KEEP_FLOAT_NODES_FLOAT).run(["logits"], {"input": x})
     nothing_disabled = OnnxModel(path, threads=1, disabled_optimizers=()).predict({"input": x})
-    assert error(ours) < 0.05, error(ours)  # int8 kernels' rounding only
+    assert error(ours) < 0.05, error(ours)  # int8 kernels' rounding at most
     assert error(fixed[0]) < 0.05
-    assert error(default) > 10 * error(ours), (error(default), error(ours))
+    assert error(default) > 0.3, error(default)  # conv2's weights rounded to ~0
     # The difference is the rewrite: with none disabled, OnnxModel computes the same.
-    assert error(nothing_disabled["logits"]) > 10 * error(ours)
+    assert error(nothing_disabled["logits"]) > 0.3
 
     # What executors load: a ModelRef's options reach OnnxModel (the int8 transformers
     # pass the setting up front; an empty one here shows it is not ignored).
@@ -116,4 +116,4 @@ def test_float_node_runs_in_float_in_onnx_model(tmp_path: Path) -> None:
         ((("disabled_optimizers", ()),), True),
     ):
         got = ModelRef("onnx", shipped, options).load(threads=1).predict({"input": x})
-        assert (error(got["logits"]) > 10 * error(ours)) is off, options
+        assert (error(got["logits"]) > 0.3) is off, options
