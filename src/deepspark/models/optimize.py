@@ -399,8 +399,10 @@ def quantize_int8(
       (:class:`deepspark.models.loader.ModelRef`).
 
     Post-training quantization of this model does not reach 99% top-1 agreement with
-    any setting tried (bf16 reaches 94.5%); ``DeepImagePredictor(recheckMargin=...)``
-    gets there by re-running the near-ties with the float model, at a cost in speed.
+    any setting tried: on these photos 99% takes about fp16's precision, and rounding
+    to bf16's gives ~96% (``benchmarks/precision_ladder.py``).
+    ``DeepImagePredictor(recheckMargin=...)`` gets there by re-running the near-ties
+    with the float model, at a cost in speed.
 
     Parameters
     ----------
