@@ -144,6 +144,26 @@ def test_torch_export_on_spark(images, files, net, reference) -> None:  # type: 
     assert_matches(outputs_by_file(out, "output"), names, _torch_ref(net, batch), TOL)
 
 
+@pytest.mark.parametrize("engine", ["auto", "native"])
+def test_fixed_batch_export_runs_at_any_batch_size(images, net, reference, tmp_path, engine) -> None:  # type: ignore[no-untyped-def]
+    """torch.export without dynamic_shapes fixes the batch at 1: engine auto still
+    converts it (its check runs a batch of 1), and the transformer's batches of 3 and
+    the 4-row last batch reach the model one row at a time."""
+    names, batch = reference
+    path = tmp_path / "fixed.pt2"
+    torch.export.save(torch.export.export(net, (torch.rand(1, 3, *SIZE),)), str(path))
+    model = deepspark.load_model(path, engine=engine)
+    assert model.signature.inputs[0].shape == (1, 3, *SIZE)
+    assert model.framework == ("onnx" if engine == "auto" else "torch")
+    x = np.random.default_rng(2).random((5, 3, *SIZE), dtype=np.float32)
+    got = model.predict_rows({model.signature.input_names[0]: x})["output"]
+    assert np.max(np.abs(got - _torch_ref(net, x))) <= TOL
+    with pytest.raises(SignatureError, match="expects"):
+        model.predict({model.signature.input_names[0]: x})  # predict itself stays strict
+    out = _transformer(str(path), engine=engine, batchSize=3).transform(images)
+    assert_matches(outputs_by_file(out, "output"), names, _torch_ref(net, batch), TOL)
+
+
 def test_nn_module_object_on_spark(images, net, reference) -> None:  # type: ignore[no-untyped-def]
     names, batch = reference
     t = _transformer(net, outputMode="vector")

@@ -250,7 +250,8 @@ class _TorchCallable(Model):
 
 
 def _probe_inputs(model: Model, shapes: Shapes | None) -> dict[str, np.ndarray] | None:
-    """A deterministic 2-row batch for every input, or None when a shape is unknown."""
+    """A deterministic 2-row batch for every input (as many rows as a fixed batch
+    dimension says), or None when a shape is unknown."""
     rng = np.random.default_rng(1234)
     batch: dict[str, np.ndarray] = {}
     specs = model.signature.inputs
@@ -258,7 +259,7 @@ def _probe_inputs(model: Model, shapes: Shapes | None) -> dict[str, np.ndarray] 
         shape = shapes[i] if shapes and i < len(shapes) else spec.shape
         if not shape or any(d < 0 for d in shape[1:]):
             return None
-        dims = (2, *shape[1:])
+        dims = (shape[0] if shape[0] > 0 else 2, *shape[1:])
         dtype = spec.dtype if spec.dtype not in ("", "str") else "float32"
         batch[spec.name] = (
             rng.random(dims).astype(dtype) if "float" in dtype else np.zeros(dims, dtype)
@@ -272,8 +273,9 @@ def _outputs_match(native: Model, converted: ModelSpec, shapes: Shapes | None) -
     feed = _probe_inputs(onnx, shapes)
     if feed is None:
         return False
-    ref = native.predict(feed)
-    got = onnx.predict(feed)
+    # Either may take a fixed batch size (the other not): predict_rows feeds each its own.
+    ref = native.predict_rows(feed)
+    got = onnx.predict_rows(feed)
     for name, want in ref.items():
         have = got.get(name)
         if have is None or np.shape(have) != np.shape(want):

@@ -120,5 +120,37 @@ class Model(ABC):
     def predict(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one batch: input name -> array, to output name -> array."""
 
+    def predict_rows(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """:meth:`predict` for any number of rows, inputs and outputs batch-major.
+
+        A model exported with a fixed batch size (``torch.export`` without
+        ``dynamic_shapes``, an ONNX file with a numeric first dimension) gets the rows
+        in pieces of that size, the last one padded with copies of its last row (their
+        outputs dropped), so a transformer's ``batchSize`` need not match it.
+
+        Examples
+        --------
+        >>> model.signature                                  # doctest: +SKIP
+        (x: float32[1, 3, 224, 224]) -> (logits: float32[1, 1000])
+        >>> model.predict_rows({"x": batch_of_5})["logits"].shape   # doctest: +SKIP
+        (5, 1000)
+        """
+        fixed = {s.shape[0] for s in self.signature.inputs if s.shape and s.shape[0] > 0}
+        rows = {len(v) for v in inputs.values()}
+        if len(fixed) != 1 or len(rows) != 1 or rows == fixed:
+            return self.predict(inputs)
+        (size,), (n,) = fixed, rows
+        parts = []
+        for start in range(0, n, size):
+            part = {k: np.asarray(v[start : start + size]) for k, v in inputs.items()}
+            real = min(size, n - start)
+            if real < size:
+                part = {
+                    k: np.concatenate([v, np.repeat(v[-1:], size - real, axis=0)])
+                    for k, v in part.items()
+                }
+            parts.append({k: np.asarray(v)[:real] for k, v in self.predict(part).items()})
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.signature}>"

@@ -277,7 +277,7 @@ class ImageModelTask:
                 yield n, start, chunk, start + self.batch_size >= n
 
     def _infer(self, model: Any, tensor: np.ndarray) -> np.ndarray:
-        return np.asarray(model.predict({self.input_name: tensor})[self.output_name])
+        return np.asarray(model.predict_rows({self.input_name: tensor})[self.output_name])
 
     def _uncertain(self, out: np.ndarray) -> np.ndarray:
         """Rows whose best and second-best scores differ by less than the margin."""

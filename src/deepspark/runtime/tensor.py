@@ -99,7 +99,7 @@ class TensorModelTask:
 
     def _predict(self, model: Any, rows: list[list[np.ndarray]]) -> list[dict[str, Any]]:
         feed = {name: np.stack([r[i] for r in rows]) for i, name in enumerate(self.input_names)}
-        out = model.predict(feed)
+        out = model.predict_rows(feed)
         flat = {
             n: np.asarray(out[n]).reshape(len(rows), -1).astype(np.float32)
             for n in self.output_names
