@@ -511,11 +511,14 @@ class DeepImageFeaturizer(
     >>> import deepspark
     >>> from pyspark.ml import Pipeline
     >>> from pyspark.ml.classification import LogisticRegression
+    >>> from pyspark.ml.feature import StringIndexer
     >>> spark = deepspark.session("local[2]")                          # doctest: +SKIP
-    >>> images = deepspark.read_images(spark, "pets/", label_from_dir=True)  # doctest: +SKIP
+    >>> images = deepspark.read_images(                                 # doctest: +SKIP
+    ...     spark, "pets/", label_from_dir=True, drop_invalid=True)  # no null features
+    >>> index = StringIndexer(inputCol="label", outputCol="labelIndex")  # doctest: +SKIP
     >>> featurizer = deepspark.DeepImageFeaturizer(inputCol="image", outputCol="features")
-    >>> lr = LogisticRegression(featuresCol="features", labelCol="label")  # doctest: +SKIP
-    >>> model = Pipeline(stages=[featurizer, lr]).fit(images)           # doctest: +SKIP
+    >>> lr = LogisticRegression(featuresCol="features", labelCol="labelIndex")  # doctest: +SKIP
+    >>> model = Pipeline(stages=[index, featurizer, lr]).fit(images)    # doctest: +SKIP
     >>> model.write().overwrite().save("pets-model")                    # doctest: +SKIP
     """
 
