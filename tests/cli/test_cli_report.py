@@ -175,3 +175,28 @@ def test_report_reads_json_and_csv_results(
         assert len(data.rows) == len(base.rows)
         assert data.error_counts == base.error_counts
         assert data.class_counts == base.class_counts
+
+
+def test_report_finds_files_whose_names_look_like_uri_syntax(
+    photos_dir: Path, tmp_path: Path
+) -> None:
+    """``deepspark predict`` writes ``file:`` + the path as it is; names with ``#``,
+    ``?`` or ``%20`` in them still get their thumbnail and their own name on the page."""
+    import contextlib
+    import io
+
+    src = sorted(photos_dir.glob("*.jpg"))[0]
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    names = ["h#1.jpg", "q?.jpg", "x%20y.jpg", "plain.jpg"]
+    for name in names:
+        shutil.copyfile(src, folder / name)
+    results = tmp_path / "odd.parquet"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["predict", str(folder), "--output", str(results), "-q"]) == 0
+    page = tmp_path / "odd.html"
+    assert main(["report", str(results), "--output", str(page), "-q"]) == 0
+    html_text = page.read_text()
+    assert len(parse(html_text).urls) == len(names)  # a thumbnail each
+    for name in names:
+        assert f">{name}<" in html_text, name

@@ -100,10 +100,18 @@ def _is_remote(path: str) -> bool:
 
 
 def _local(path: str) -> str:
-    """``file:/a%20b.png`` / ``file:///a b.png`` / ``/a b.png`` -> ``/a b.png``."""
-    if path.startswith("file:"):
-        return unquote(urlsplit(path).path)
-    return path
+    """``file:/a%20b.png`` / ``file:///a b.png`` / ``/a b.png`` -> ``/a b.png``.
+
+    Spark's readers write URIs (``%20``, ``%23`` for ``#``); ``deepspark predict``
+    writes ``file:`` + the path as it is, where ``#``, ``?`` and ``%`` are part of the
+    name. The one that names an existing file wins; the URI reading otherwise.
+    """
+    if not path.startswith("file:"):
+        return path
+    decoded = unquote(urlsplit(path).path)
+    raw = path[len("file:") :]
+    raw = raw[2:] if raw.startswith("///") else raw  # file:///a -> /a
+    return raw if not os.path.exists(decoded) and os.path.exists(raw) else decoded
 
 
 def _part_files(path: str, patterns: Sequence[str]) -> list[str]:
