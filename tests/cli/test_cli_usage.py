@@ -206,3 +206,17 @@ def test_output_that_writing_would_destroy_is_refused(tmp_path: Path) -> None:
     assert check(earlier) is None and check(tmp_path / "new.parquet") is None
     assert check("s3a://bucket/out.parquet") is None  # not ours to look at
     assert notes.read_text() == "my notes\n" and (mine / "thesis.txt").exists()
+
+
+@pytest.mark.parametrize("columns", ["40", "200"])
+def test_models_lists_every_name_whole(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, columns: str
+) -> None:
+    """The names are what users type: never cut, even in a narrow terminal or a pipe."""
+    from deepspark.models.zoo import list_models
+
+    monkeypatch.setenv("COLUMNS", columns)
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for model in list_models():
+        assert model.name in out, (model.name, out)

@@ -26,10 +26,15 @@ def run(args: argparse.Namespace) -> int:
     from deepspark.models.zoo import list_models
 
     prepare(args, paths=False)
+    models = list_models()
     table = Table(title="Named models")
-    for col in ("name", "task", "description", "weights from"):
-        table.add_column(col)
-    for m in list_models():
+    # The name is what users type: never cut, however narrow the terminal or pipe
+    # (the description wraps instead).
+    table.add_column("name", no_wrap=True, min_width=max(len(m.name) for m in models))
+    table.add_column("task", no_wrap=True)
+    table.add_column("description", overflow="fold")
+    table.add_column("weights from", overflow="fold")
+    for m in models:
         table.add_row(m.name, m.task, m.description, m.package)
     console(args.quiet).print(table)
     return EXIT_OK
