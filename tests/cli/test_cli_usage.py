@@ -157,16 +157,26 @@ def test_missing_path_checked_early_only_on_a_local_default_filesystem(
     assert not check()
 
 
-def test_setting_spark_refuses_is_a_usage_error_with_its_reason(tmp_path: Path) -> None:
-    """``--conf spark.executor.memory=abc`` is well formed, but spark-submit refuses it
-    and the JVM exits: the message gives Spark's reason (not a Java install hint), exit 2.
-    A fresh interpreter: this process's tests share one running JVM."""
+@pytest.mark.parametrize(
+    ("setting", "reason"),
+    [
+        (["--conf", "spark.executor.memory=abc"], "Executor memory must be a positive number"),
+        (["--master", "bogus"], "Master must either be yarn or start with"),
+        (["--conf", "spark.driver.memory=banana"], "Invalid maximum heap size: -Xmxbanana"),
+    ],
+)
+def test_setting_spark_refuses_is_a_usage_error_with_its_reason(
+    tmp_path: Path, setting: list[str], reason: str
+) -> None:
+    """Well-formed settings that spark-submit (a memory, a master) or the JVM (the
+    driver's heap) refuse make the JVM exit: the message gives the reason (not a Java
+    install hint), exit 2. A fresh interpreter: this process's tests share one JVM."""
     import subprocess
     import sys
 
     res = subprocess.run(
         [sys.executable, "-m", "deepspark.cli.main", "predict", str(tmp_path)]
-        + ["--conf", "spark.executor.memory=abc", "-q"],
+        + [*setting, "-q"],
         capture_output=True,
         text=True,
         timeout=240,
@@ -174,7 +184,7 @@ def test_setting_spark_refuses_is_a_usage_error_with_its_reason(tmp_path: Path) 
     )
     assert res.returncode == 2, res.stderr[-2000:]
     line = one_error_line(res.stderr, "predict")
-    assert "Executor memory must be a positive number" in line
+    assert reason in line
     assert "--conf" in line and "Java 17" not in line
 
 

@@ -115,21 +115,27 @@ def _java_cause(exc: BaseException) -> str | None:
 
 
 def _jvm_start_error(log: Path | None) -> str | None:
-    """Why spark-submit refused its arguments, from Spark's log; None for other failures.
+    """Why spark-submit or the JVM refused its settings, from Spark's log; None for
+    other failures (no Java, say).
 
-    A well-formed but invalid ``--conf`` (``spark.executor.memory=abc``) makes the JVM
-    exit while it checks its arguments, and PySpark only reports that the Java gateway
-    exited; the reason is in the log the JVM's stderr went to.
+    A well-formed but invalid ``--conf`` (``spark.executor.memory=abc``), an unknown
+    ``--master`` or a driver memory the JVM cannot parse makes the JVM exit before
+    Spark starts, and PySpark only reports that the Java gateway exited; the reason is
+    in the log the JVM's stderr went to.
     """
     try:
         text = log.read_text(errors="replace") if log is not None else ""
     except OSError:
         return None
-    if "SparkSubmitArguments" not in text:
-        return None
-    for line in text.splitlines():
-        if line.startswith('Exception in thread "main" ') and ": " in line:
-            return line.split(": ", 1)[1].strip()[:300] or None
+    lines = [line.strip() for line in text.splitlines()]
+    if "org.apache.spark.deploy.SparkSubmit" in text:  # spark-submit refused it
+        for line in lines:
+            if line.startswith('Exception in thread "main" ') and ": " in line:
+                return line.split(": ", 1)[1].strip()[:300] or None
+    if "Error: Could not create the Java Virtual Machine." in lines:  # the JVM did
+        at = lines.index("Error: Could not create the Java Virtual Machine.")
+        reasons = [x for x in lines[:at] if x and not x.startswith("WARNING")]
+        return (reasons[-1] if reasons else lines[at])[:300]
     return None
 
 
