@@ -251,6 +251,24 @@ def test_predictor_rejects_unknown_quantize(spark: object, photos_dir: Path) -> 
         deepspark.DeepImagePredictor(inputCol="content", quantize="int4").transform(files)
 
 
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [("all-MiniLM-L6-v2", "text-embedding, not images"), ("efficientnet_lite0", "")],
+)
+def test_named_model_given_as_a_file_says_where_it_goes(
+    spark: object, photos_dir: Path, name: str, says: str
+) -> None:
+    """model= takes a file; a named model there is pointed to modelName=, and one that
+    is not an image model is said to be so."""
+    import deepspark
+    from deepspark.io._files import list_files
+
+    files = list_files(spark, str(photos_dir))
+    with pytest.raises(InvalidParameterError, match=f"named model.*{says}.*modelName=") as exc:
+        deepspark.DeepImagePredictor(inputCol="content", model=name).transform(files)
+    assert ("not images" in str(exc.value)) is bool(says)
+
+
 def test_predictor_on_spark_matches_reference(
     spark: object, photos_dir: Path, named: tuple
 ) -> None:

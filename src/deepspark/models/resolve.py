@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deepspark.errors import InvalidParameterError, SignatureError
+from deepspark.errors import InvalidParameterError, ModelNotFoundError, SignatureError
 from deepspark.models.base import Signature
 from deepspark.models.cache import ship_file
 from deepspark.models.labels import ClassLabel, load_labels
@@ -42,6 +42,14 @@ class ResolvedImageModel:
     labels: tuple[ClassLabel, ...] | None
     #: With ``float_copy``: the float model an int8 ``ref`` was made from, shipped.
     float_ref: ModelRef | None = None
+
+
+def _is_named(name: str) -> bool:
+    try:
+        get_named_model(name)
+    except ModelNotFoundError:
+        return False
+    return True
 
 
 def local_model_path(model: str) -> Path:
@@ -211,6 +219,13 @@ def resolve_image_model(
     sc = spark.sparkContext
     if model:
         path = local_model_path(model)
+        if not path.exists() and _is_named(model):
+            named = get_named_model(model)
+            what = "" if named.task == "image-classification" else f" ({named.task}, not images)"
+            raise InvalidParameterError(
+                f"model={model!r} names no file, but {named.name!r} is a named model{what}; "
+                "named models go in modelName=..., model= takes a file"
+            )
         # The preprocessing fixes the input shape: it lets TorchScript models (which do
         # not record shapes) be converted to ONNX and probed.
         model_spec, sig = checked_model(
