@@ -189,6 +189,20 @@ def test_sql_function_with_the_wrong_number_of_arguments(spark, tiny: Path, red)
     assert row.p[0]["class"] == "r"
 
 
+def test_sql_function_from_the_featurizer(spark, red) -> None:
+    """register_udf takes DeepImageFeaturizer too: the SQL function returns the same
+    features as the transformer, as an array (SQL has no ML vector type)."""
+    import numpy as np
+
+    featurizer = deepspark.DeepImageFeaturizer(inputCol="content", outputCol="features")
+    deepspark.register_udf(spark, "features_of", featurizer)
+    red.createOrReplaceTempView("red_for_features")
+    got = spark.sql("SELECT features_of(content) AS f FROM red_for_features").first().f
+    want = featurizer.transform(red).first().features.toArray()
+    assert len(got) == len(want) == 1280
+    assert np.allclose(got, want, atol=1e-5)
+
+
 def test_column_names_compare_as_spark_compares_them(spark, tiny: Path, red) -> None:
     """Spark matches column names ignoring case (unless spark.sql.caseSensitive):
     ``withColumn("predictions", ...)`` silently replaces a column ``Predictions``, and

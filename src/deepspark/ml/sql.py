@@ -56,8 +56,8 @@ def register_udf(spark: SparkSession, name: str, transformer_or_model: Any) -> A
     spark : SparkSession
     name : str
         The SQL function name.
-    transformer_or_model : ImageModelTransformer, DeepImagePredictor, ModelTransformer,
-        Model or str
+    transformer_or_model : ImageModelTransformer, DeepImagePredictor, DeepImageFeaturizer,
+        ModelTransformer, Model or str
         An image transformer gives ``name(image)`` (an image struct, file bytes or a
         path column); a :class:`ModelTransformer`, a model from
         :func:`deepspark.load_model` or a model path gives ``name(col1, col2, ...)``, one
@@ -78,7 +78,7 @@ def register_udf(spark: SparkSession, name: str, transformer_or_model: Any) -> A
     from pyspark.sql.types import StructType
 
     from deepspark.ml._apply import task_udf
-    from deepspark.ml.image import DeepImagePredictor, ImageModelTransformer
+    from deepspark.ml.image import DeepImageFeaturizer, DeepImagePredictor, ImageModelTransformer
     from deepspark.ml.tensor import ModelTransformer, tensor_task
     from deepspark.models.api import prepare_model
     from deepspark.models.base import Model
@@ -86,7 +86,7 @@ def register_udf(spark: SparkSession, name: str, transformer_or_model: Any) -> A
     if not name.isidentifier():
         raise InvalidParameterError(f"SQL function name must be an identifier, got {name!r}")
     obj = transformer_or_model
-    if isinstance(obj, (ImageModelTransformer, DeepImagePredictor)):
+    if isinstance(obj, (ImageModelTransformer, DeepImagePredictor, DeepImageFeaturizer)):
         task = obj._build_task(spark, "auto")
         spark_type, pack = task.result_spark_type(), None
     else:
@@ -99,8 +99,9 @@ def register_udf(spark: SparkSession, name: str, transformer_or_model: Any) -> A
             task = tensor_task(spark, spec, sig, sig.input_names, outs)
         else:
             raise InvalidParameterError(
-                f"register_udf takes an ImageModelTransformer, DeepImagePredictor, "
-                f"ModelTransformer, a deepspark Model or a model path, not {type(obj).__name__}"
+                "register_udf takes an ImageModelTransformer, DeepImagePredictor, "
+                "DeepImageFeaturizer, ModelTransformer, a deepspark Model or a model path, "
+                f"not {type(obj).__name__}"
             )
         spark_type, pack = task.result_spark_type(), len(task.input_names)
     inputs = list(getattr(task, "input_names", None) or ["image"])
