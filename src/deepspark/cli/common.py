@@ -121,7 +121,9 @@ def number(low: float, high: float | None = None) -> Any:
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
         if high is not None and not low < value < high:
-            raise argparse.ArgumentTypeError(f"expected a number between {low} and {high}")
+            raise argparse.ArgumentTypeError(
+                f"expected a number between {low} and {high}, got {text}"
+            )
         if not value >= low:  # also NaN
             raise argparse.ArgumentTypeError(f"expected a number >= {low}, got {value}")
         return value

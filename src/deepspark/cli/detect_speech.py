@@ -32,12 +32,27 @@ def register(sub: Any) -> None:
     add_io_options(p)
     p.set_defaults(batch_size=16)
     p.add_argument(
-        "--threshold", type=number(0, 1), default=0.5, help="speech probability (default 0.5)"
+        "--threshold",
+        type=number(0, 1),
+        default=0.5,
+        metavar="P",
+        help="a frame is speech when the model's speech probability is above P, "
+        "between 0 and 1 (default 0.5; lower finds more, and more noise)",
     )
     p.add_argument(
-        "--min-speech-ms", type=number(0), default=250, help="shortest segment kept (250)"
+        "--min-speech-ms",
+        type=number(0),
+        default=250,
+        metavar="MS",
+        help="shorter speech segments are dropped, in milliseconds (default 250)",
     )
-    p.add_argument("--min-silence-ms", type=number(0), default=100, help="shortest pause (100)")
+    p.add_argument(
+        "--min-silence-ms",
+        type=number(0),
+        default=100,
+        metavar="MS",
+        help="shorter pauses do not end a segment, in milliseconds (default 100)",
+    )
     add_spark_options(p)
     p.set_defaults(func=run)
 
