@@ -189,3 +189,39 @@ def test_recheck_margin_reruns_int8_rows_in_float(photos_dir: Path, tmp_path: Pa
     with contextlib.redirect_stderr(stderr):
         assert main(["predict", str(photos_dir), "--recheck-margin", "0.1", "-q"]) == 2
     assert "needs quantize='int8'" in stderr.getvalue()
+
+
+def test_own_model_file_with_its_size_labels_and_normalisation(
+    photos_dir: Path, tmp_path: Path
+) -> None:
+    """``--model FILE`` with ``--input-size``, ``--labels``, ``--mean``/``--std``: the
+    rows are the Python API's with the same settings, under the file's class names;
+    the options are refused with a named model."""
+    import deepspark
+    from tests.reliability._reliability import tiny_onnx_classifier
+
+    model = tiny_onnx_classifier(tmp_path / "tiny.onnx", size=48, classes=4)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("apple\nbanana\ncherry\ndate\n")
+    out = tmp_path / "own.parquet"
+    own = ["--input-size", "48", "48", "--labels", str(labels)]
+    own += ["--mean", "0.5", "0.5", "0.5", "--std", "0.25", "0.25", "0.25"]
+    assert main(["predict", str(photos_dir), "--model", str(model), "-o", str(out), "-q", *own]) == 0
+    rows = {r["path"]: r["predictions"] for r in pq.read_table(out).to_pylist()}
+    assert len(rows) == len(os.listdir(photos_dir))
+
+    spark = deepspark.session()
+    files = deepspark.list_paths(spark, str(photos_dir))
+    want = deepspark.DeepImagePredictor(
+        inputCol="path", model=str(model), inputSize=[48, 48], labels=str(labels),
+        mean=[0.5] * 3, std=[0.25] * 3,
+    ).transform(files).collect()  # fmt: skip
+    assert {r["path"]: [p["class"] for p in r["predictions"]] for r in want} == {
+        k: [p["class"] for p in v] for k, v in rows.items()
+    }
+    assert {p["class"] for v in rows.values() for p in v} <= {"apple", "banana", "cherry", "date"}
+
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        assert main(["predict", str(photos_dir), "--input-size", "48", "48", "-q"]) == 2
+    assert "--input-size describe your own model file" in stderr.getvalue()

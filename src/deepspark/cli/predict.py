@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from deepspark.cli.common import (
+    UsageError,
     add_io_options,
     add_spark_options,
     example,
@@ -66,22 +67,84 @@ def register(sub: Any) -> None:
             "the float top-1 on 99%% of hard photos, re-running 20%%; default: 0, never)"
         ),
     )
+    own = p.add_argument_group(
+        "your own model (--model FILE)",
+        "how the file expects its images and names its classes; a named model knows",
+    )
+    own.add_argument(
+        "--input-size",
+        type=positive_int,
+        nargs=2,
+        metavar=("H", "W"),
+        help="the model's input height and width in pixels (default: 224 224)",
+    )
+    own.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="class names, one per line in the model's output order (or id<TAB>name; "
+        "a JSON list); default: class indices",
+    )
+    own.add_argument(
+        "--mean",
+        type=float,
+        nargs="+",
+        metavar="M",
+        help="per-channel mean subtracted after scaling pixels to 0-1 (default: 0)",
+    )
+    own.add_argument(
+        "--std",
+        type=float,
+        nargs="+",
+        metavar="S",
+        help="per-channel standard deviation divided by (default: 1)",
+    )
+    own.add_argument(
+        "--channel-order",
+        choices=("RGB", "BGR"),
+        help="the model's channel order (default: RGB)",
+    )
+    own.add_argument(
+        "--layout", choices=("NCHW", "NHWC"), help="the model's input layout (default: NCHW)"
+    )
     add_spark_options(p)
     p.set_defaults(func=run)
 
 
-def _model_kwargs(model: str) -> dict[str, Any]:
-    """DeepImagePredictor arguments for ``--model`` (a file, or a named model)."""
+#: --option -> DeepImagePredictor Param, for your own model files.
+_OWN_MODEL_OPTIONS = {
+    "input_size": "inputSize",
+    "labels": "labels",
+    "mean": "mean",
+    "std": "std",
+    "channel_order": "channelOrder",
+    "layout": "layout",
+}
+
+
+def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """DeepImagePredictor arguments for ``--model`` (a file, or a named model) and the
+    options that describe a model file."""
+    model = args.model
+    given = {p: getattr(args, o) for o, p in _OWN_MODEL_OPTIONS.items() if getattr(args, o)}
     if os.path.exists(model) or model.endswith(".onnx"):
-        return {"model": model}
+        return {"model": model, **given}
     from deepspark.models.zoo import get_named_model
 
-    return {"modelName": get_named_model(model).name}  # unknown name: exit 2
+    name = get_named_model(model).name  # unknown name: exit 2
+    if given:
+        options = ", ".join(
+            "--" + o.replace("_", "-") for o, p in _OWN_MODEL_OPTIONS.items() if p in given
+        )
+        raise UsageError(
+            f"{options} describe your own model file (--model FILE); the named model "
+            f"{name} has its own preprocessing and labels"
+        )
+    return {"modelName": name}
 
 
 def run(args: argparse.Namespace) -> int:
     prepare(args)
-    model_kwargs = _model_kwargs(args.model)
+    model_kwargs = _model_kwargs(args)
 
     from deepspark.ml.image import DeepImagePredictor
 
