@@ -188,7 +188,7 @@ def test_recheck_margin_reruns_int8_rows_in_float(photos_dir: Path, tmp_path: Pa
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr):
         assert main(["predict", str(photos_dir), "--recheck-margin", "0.1", "-q"]) == 2
-    assert "needs quantize='int8'" in stderr.getvalue()
+    assert "needs --quantize int8" in stderr.getvalue()
 
 
 def test_own_model_file_with_its_size_labels_and_normalisation(

@@ -144,6 +144,8 @@ def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     prepare(args)
+    if args.recheck_margin > 0 and args.quantize != "int8":
+        raise UsageError("--recheck-margin re-runs int8 results in float: it needs --quantize int8")
     model_kwargs = _model_kwargs(args)
 
     from deepspark.ml.image import DeepImagePredictor

@@ -356,7 +356,9 @@ def to_array(image: Any, channel_order: str = "RGB") -> np.ndarray:
     if height is None or height < 0 or width < 0 or channels not in OCV_MODES:
         raise InvalidParameterError(
             f"invalid image struct (height={height}, width={width}, nChannels={channels}); "
-            "filter rows whose 'error' is set, or read with drop_invalid=True"
+            "the file could not be decoded when it was read: filter such rows out, or "
+            "read with deepspark.read_images(..., drop_invalid=True) (Spark's image "
+            "source: .option('dropInvalid', True))"
         )
     arr = np.frombuffer(bytes(get("data")), dtype=np.uint8)
     if arr.size != height * width * channels:
