@@ -343,6 +343,19 @@ def test_cli_detect_speech(spark: Any, clips_dir: Path, tmp_path: Path, capsys: 
     assert by_name["silence.wav"]["speech"] == []
     assert "not an audio file" in by_name["notes.wav"]["error"]
 
+    # The report shows the speech: counts, each file's share and its segments.
+    from deepspark.cli.report import analyse, load_rows
+
+    page = tmp_path / "speech.html"
+    assert main(["report", str(output), "-o", str(page), "-q"]) == 0
+    html_text = page.read_text()
+    data = analyse(load_rows(str(output)), "t")
+    assert data.speech_counts == {"with speech": 2, "without speech": 2}
+    assert "<h2>Speech</h2>" in html_text and "with speech" in html_text
+    first = speech[0]
+    assert f"{first['start']:.2f}-{first['end']:.2f} s" in html_text
+    assert f"{by_name['speech.wav']['speechRatio']:.0%}" in html_text
+
     # --limit keeps 2 files, and they are still spread over the cores: Spark runs what
     # follows a LIMIT in one task unless the rows are dealt out again (one part file
     # per task that wrote rows).

@@ -251,12 +251,21 @@ class ReportData:
     topk_col: str | None = None
     vector_col: str | None = None
     error_col: str | None = None
+    speech_col: str | None = None
     class_counts: Counter[str] = field(default_factory=Counter)
     error_counts: Counter[str] = field(default_factory=Counter)
+    speech_counts: Counter[str] = field(default_factory=Counter)
+
+
+def _is_segments(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(s, dict) and "start" in s and "end" in s for s in value
+    )
 
 
 def analyse(rows: list[dict[str, Any]], title: str) -> ReportData:
-    """Find the path, top-k, vector and error columns and count classes and errors."""
+    """Find the path, top-k, vector, speech and error columns and count classes, rows
+    with and without speech, and errors."""
     data = ReportData(title=title, rows=rows)
     if not rows:
         return data
@@ -267,6 +276,7 @@ def analyse(rows: list[dict[str, Any]], title: str) -> ReportData:
     )
     data.topk_col = _first_match(rows, ("predictions",), _is_topk)
     data.vector_col = _first_match(rows, _VECTOR_COLUMNS, lambda v: _as_vector(v) is not None)
+    data.speech_col = _first_match(rows, ("speech", "segments"), _is_segments)
     data.error_col = "error" if "error" in rows[0] else None
     for row in rows:
         err = row.get(data.error_col) if data.error_col else None
@@ -275,6 +285,8 @@ def analyse(rows: list[dict[str, Any]], title: str) -> ReportData:
         elif data.topk_col and _is_topk(row.get(data.topk_col)):
             top = row[data.topk_col][0]
             data.class_counts[str(top.get("description") or top.get("class"))] += 1
+        elif data.speech_col and _is_segments(row.get(data.speech_col)):
+            data.speech_counts["with speech" if row[data.speech_col] else "without speech"] += 1
     return data
 
 
@@ -396,6 +408,20 @@ def _card(row: dict[str, Any], index: int, data: ReportData, thumb: str | None) 
                 f'<div class="label"><span>{_e(label)}</span><span class="p">{prob:.3f}</span></div>'
                 f'<div class="pbar" style="width:{max(prob, 0.0) * 100:.1f}%"></div>'
             )
+    segments = row.get(data.speech_col) if data.speech_col else None
+    if not err and _is_segments(segments):
+        ratio = row.get("speechRatio")
+        if isinstance(ratio, (int, float)):
+            parts.append(
+                f'<div class="label"><span>speech</span><span class="p">{ratio:.0%}</span></div>'
+                f'<div class="pbar" style="width:{min(max(ratio, 0.0), 1.0) * 100:.1f}%"></div>'
+            )
+        spans = ", ".join(f"{s['start']:.2f}-{s['end']:.2f} s" for s in segments[:4])
+        more = f" and {len(segments) - 4} more" if len(segments) > 4 else ""
+        parts.append(
+            f'<div class="muted">{len(segments)} segment{"" if len(segments) == 1 else "s"}'
+            f"{': ' + _e(spans) + more if segments else ''}</div>"
+        )
     vec = _as_vector(row.get(data.vector_col)) if data.vector_col else None
     if vec is not None:
         norm = float(np.linalg.norm(vec))
@@ -510,6 +536,8 @@ def build_report(
     body.append("</div>")
     if data.class_counts:
         body += ["<h2>Top class per row</h2>", _bars(data.class_counts, "class", len(rows))]
+    if data.speech_counts:
+        body += ["<h2>Speech</h2>", _bars(data.speech_counts, "files", len(rows))]
     if data.vector_col:
         body += ["<h2>Projection</h2>", _scatter(data)]
     if n_err:
