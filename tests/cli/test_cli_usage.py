@@ -230,3 +230,13 @@ def test_models_lists_every_name_whole(
     out = capsys.readouterr().out
     for model in list_models():
         assert model.name in out, (model.name, out)
+
+
+@pytest.mark.parametrize("command", ["predict", "detect-speech", "report"])
+def test_unknown_option_points_to_the_commands_help(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str
+) -> None:
+    assert run_cli([command, str(tmp_path), "--bogus"]) == 2
+    line = one_error_line(capsys.readouterr().err, command)
+    assert "unrecognized arguments: --bogus" in line
+    assert f"'deepspark {command} --help'" in line

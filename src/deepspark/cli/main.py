@@ -61,7 +61,12 @@ def _version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``deepspark`` console script; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # said by the command's own parser, which points to its own --help
+        commands = getattr(parser, "_subparsers", None)
+        actions = commands._group_actions if commands else []
+        chosen = actions[0].choices.get(getattr(args, "command", None)) if actions else None
+        (chosen or parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
