@@ -240,3 +240,29 @@ def test_unknown_option_points_to_the_commands_help(
     line = one_error_line(capsys.readouterr().err, command)
     assert "unrecognized arguments: --bogus" in line
     assert f"'deepspark {command} --help'" in line
+
+
+@pytest.mark.slow
+def test_unreachable_master_gives_sparks_reason(tmp_path: Path) -> None:
+    """A standalone master that never answers: Spark gives up after ~1 minute and only
+    says its context stopped; the message gives the reason from Spark's log. Slow (the
+    wait is Spark's own), so `make test-slow`. A fresh interpreter, as above."""
+    import subprocess
+    import sys
+
+    photo = tmp_path / "p.png"
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(photo)
+    res = subprocess.run(
+        [sys.executable, "-m", "deepspark.cli.main", "predict", str(photo), "-q"]
+        + ["--master", "spark://127.0.0.1:9", "-o", str(tmp_path / "o.parquet")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert res.returncode == 1, res.stderr[-2000:]
+    line = [ln for ln in res.stderr.splitlines() if ln.startswith("deepspark predict:")][-1]
+    assert "All masters are unresponsive" in line and "--master" in line, line
+    assert "stopped SparkContext" not in line

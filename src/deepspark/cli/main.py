@@ -87,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - a failed Spark job: one line, exit 1
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         first = _java_cause(exc) or first
+        if "stopped SparkContext" in first:  # Spark gave up; its log says why
+            first = _why_spark_stopped(common.spark_log_path) or first
         if "JAVA_GATEWAY_EXITED" in first:
             refused = _jvm_start_error(common.spark_log_path)
             if refused is not None:  # spark-submit refused a setting: a usage error
@@ -141,6 +143,21 @@ def _jvm_start_error(log: Path | None) -> str | None:
         at = lines.index("Error: Could not create the Java Virtual Machine.")
         reasons = [x for x in lines[:at] if x and not x.startswith("WARNING")]
         return (reasons[-1] if reasons else lines[at])[:300]
+    return None
+
+
+def _why_spark_stopped(log: Path | None) -> str | None:
+    """The reason Spark's log gives for killing the application (a standalone master
+    that never answered: "All masters are unresponsive! Giving up."), or None."""
+    try:
+        text = log.read_text(errors="replace") if log is not None else ""
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if "Application has been killed. Reason: " in line:
+            reason = line.split("Reason: ", 1)[1].strip()[:300]
+            hint = " (is the master --master names running and reachable?)"
+            return "Spark stopped: " + reason + (hint if "masters" in reason else "")
     return None
 
 
