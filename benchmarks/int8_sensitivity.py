@@ -69,13 +69,19 @@ def agreements(
     return {k: float(np.mean(sweep.logits(sess, x).argmax(1) == refs[k])) for k, x in sets.items()}
 
 
-def main() -> None:
+def photo_set_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The options of the scripts that measure on :func:`photo_sets`."""
     p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("-n", type=int, default=600, help="held-out photos")
     p.add_argument("--validation", type=int, default=400, help="validation crops")
     p.add_argument("--json", type=Path, help="also write the results here")
+    return p
+
+
+def main() -> None:
+    p = photo_set_parser(__doc__)
     p.add_argument(
         "--accumulate",
         type=int,

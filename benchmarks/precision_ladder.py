@@ -28,7 +28,6 @@ Examples
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -179,12 +178,9 @@ def per_layer(
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("-n", type=int, default=600, help="held-out photos")
-    p.add_argument("--validation", type=int, default=400, help="validation crops")
-    p.add_argument("--json", type=Path, help="also write the results here")
+    from int8_sensitivity import photo_set_parser
+
+    p = photo_set_parser(__doc__)
     p.add_argument(
         "--per-layer",
         type=int,
