@@ -45,6 +45,7 @@ def test_unknown_model(capsys: pytest.CaptureFixture[str], photos_dir: Path) -> 
     assert run_cli(["predict", str(photos_dir), "--model", "no_such_model"]) == 2
     line = one_error_line(capsys.readouterr().err, "predict")
     assert "no_such_model" in line
+    assert "--model FILE" in line and "model=<path>" not in line  # the CLI's words
 
 
 @pytest.mark.parametrize("conf", ["spark.executor.memory", "=4g", "bad key=1"])

@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except (UsageError, InputNotFoundError, ModelNotFoundError, InvalidParameterError) as exc:
-        print(f"deepspark {args.command}: error: {exc}", file=sys.stderr)
+        print(f"deepspark {args.command}: error: {_cli_words(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except MissingDependencyError as exc:
         print(f"deepspark {args.command}: error: {exc}", file=sys.stderr)
@@ -101,6 +101,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             first += " Is Java 17+ installed, and JAVA_HOME right?"
         print(f"deepspark {args.command}: failed: {first}{_log_hint()}", file=sys.stderr)
         return EXIT_FAILED
+
+
+#: The library's messages name Python arguments; on the command line, the options.
+_CLI_WORDS = {"pass model=<path>": "pass --model FILE"}
+
+
+def _cli_words(message: str) -> str:
+    for python, cli in _CLI_WORDS.items():
+        message = message.replace(python, cli)
+    return message
 
 
 def _java_cause(exc: BaseException) -> str | None:
