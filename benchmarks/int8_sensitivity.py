@@ -23,6 +23,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -69,6 +70,34 @@ def agreements(
     return {k: float(np.mean(sweep.logits(sess, x).argmax(1) == refs[k])) for k, x in sets.items()}
 
 
+@dataclasses.dataclass
+class Reference:
+    """The float model, its photo sets and its top-1 on them: what agreement is
+    measured against."""
+
+    plain: Path  # the float ONNX file
+    pre: Any  # its ImagePreprocess
+    threads: int
+    fp32: Any  # its ONNX Runtime session
+    sets: dict[str, np.ndarray]
+    refs: dict[str, np.ndarray]  # the float top-1 per set
+
+
+def reference(n: int, validation: int) -> Reference:
+    """EfficientNet-Lite0 in float and its top-1 on :func:`photo_sets`."""
+    import int8_sweep as sweep
+
+    from deepspark.models.zoo import get_named_model
+
+    named = get_named_model("efficientnet_lite0")
+    plain, pre = named.export(), named.preprocess
+    threads = len(os.sched_getaffinity(0))
+    sets = photo_sets(n, validation, pre)
+    fp32 = sweep.session(plain, threads)
+    refs = {k: sweep.logits(fp32, x).argmax(1) for k, x in sets.items()}
+    return Reference(plain, pre, threads, fp32, sets, refs)
+
+
 def photo_set_parser(doc: str | None) -> argparse.ArgumentParser:
     """The options of the scripts that measure on :func:`photo_sets`."""
     p = argparse.ArgumentParser(
@@ -98,17 +127,13 @@ def main() -> None:
     import int8_sweep as sweep
     import onnx
 
-    from deepspark.models.optimize import EXACT_INT8_SETTINGS, Int8Settings, quantize_int8
-    from deepspark.models.zoo import get_named_model
-    from deepspark.runtime._cpu import exact_int8_dot
+    from deepspark.models.optimize import Int8Settings, int8_settings_here, quantize_int8
 
-    named = get_named_model("efficientnet_lite0")
-    plain, pre = named.export(), named.preprocess
-    threads = len(os.sched_getaffinity(0))
-    sets = photo_sets(a.n, a.validation, pre)
-    fp32 = sweep.session(plain, threads)
-    refs = {k: sweep.logits(fp32, x).argmax(1) for k, x in sets.items()}
-    base = EXACT_INT8_SETTINGS if exact_int8_dot() else Int8Settings()
+    ref = reference(a.n, a.validation)
+    plain, pre, threads, fp32, sets, refs = (
+        ref.plain, ref.pre, ref.threads, ref.fp32, ref.sets, ref.refs
+    )  # fmt: skip
+    base = int8_settings_here()
     convs = [n.name for n in onnx.load(str(plain)).graph.node if n.op_type == "Conv"]
 
     def agreement(settings: Int8Settings) -> dict[str, float]:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -192,16 +191,10 @@ def main() -> None:
     a = p.parse_args()
 
     import int8_sweep as sweep
-    from int8_sensitivity import agreements, photo_sets
+    from int8_sensitivity import agreements, reference
 
-    from deepspark.models.zoo import get_named_model
-
-    named = get_named_model("efficientnet_lite0")
-    plain, pre = named.export(), named.preprocess
-    threads = len(os.sched_getaffinity(0))
-    sets = photo_sets(a.n, a.validation, pre)
-    fp32 = sweep.session(plain, threads)
-    refs = {k: sweep.logits(fp32, x).argmax(1) for k, x in sets.items()}
+    ref = reference(a.n, a.validation)
+    plain, pre, threads, sets, refs = ref.plain, ref.pre, ref.threads, ref.sets, ref.refs
     tmp = Path(tempfile.mkdtemp(prefix="precision-ladder-"))
     print(f"# {sweep.cpu_flags()}; {a.n} held-out photos, {a.validation} validation crops")
     print("| rounded | mantissa bits | held-out agreement | validation agreement |")
@@ -219,13 +212,11 @@ def main() -> None:
                 flush=True,
             )
             path.unlink()
-    from deepspark.models.optimize import EXACT_INT8_SETTINGS, Int8Settings, quantize_int8
-    from deepspark.runtime._cpu import exact_int8_dot
+    from deepspark.models.optimize import int8_settings_here, quantize_int8
 
-    settings = EXACT_INT8_SETTINGS if exact_int8_dot() else Int8Settings()
     for what, path in (
         ("int8 grid, weights only", int8_weights_model(plain, tmp / "int8-weights.onnx")),
-        ("int8 copy run here", quantize_int8(plain, pre, "input", settings=settings)),
+        ("int8 copy run here", quantize_int8(plain, pre, "input", settings=int8_settings_here())),
     ):
         sess = sweep.session(path, threads)
         row = {"rounded": what, "bits": None, **agreements(sess, sets, refs)}

@@ -263,14 +263,8 @@ def measure(name: str, rep: int, cmd: list[str], env: dict[str, str], timeout: f
 
 # ---------------------------------------------------------------------- models
 def prepare_models(with_int8: bool) -> dict[str, str]:
-    from deepspark.models.optimize import (
-        EXACT_INT8_SETTINGS,
-        Int8Settings,
-        fuse_preprocessing,
-        quantize_int8,
-    )
+    from deepspark.models.optimize import fuse_preprocessing, int8_settings_here, quantize_int8
     from deepspark.models.zoo import get_named_model
-    from deepspark.runtime._cpu import exact_int8_dot
 
     named = get_named_model("efficientnet_lite0")
     plain = named.export()
@@ -278,8 +272,7 @@ def prepare_models(with_int8: bool) -> dict[str, str]:
     models = {"float": str(plain), "fused": str(fused)}
     if with_int8:
         # The copy deepspark runs on this CPU (8-bit weights where int8 sums are exact).
-        settings = EXACT_INT8_SETTINGS if exact_int8_dot() else Int8Settings()
-        q = quantize_int8(plain, named.preprocess, "input", settings=settings)
+        q = quantize_int8(plain, named.preprocess, "input", settings=int8_settings_here())
         models["int8"] = str(fuse_preprocessing(q, named.preprocess, "input")[0])
     return models
 

@@ -104,7 +104,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 #: The library's messages name Python arguments; on the command line, the options.
-_CLI_WORDS = {"pass model=<path>": "pass --model FILE"}
+_CLI_WORDS = {
+    "pass model=<path>": "pass --model FILE",
+    "recheckMargin=": "--recheck-margin ",
+    "recheckMargin": "--recheck-margin",
+    "quantize='int8'": "--quantize int8",
+}
 
 
 def _cli_words(message: str) -> str:
@@ -140,10 +145,7 @@ def _jvm_start_error(log: Path | None) -> str | None:
     Spark starts, and PySpark only reports that the Java gateway exited; the reason is
     in the log the JVM's stderr went to.
     """
-    try:
-        text = log.read_text(errors="replace") if log is not None else ""
-    except OSError:
-        return None
+    text = _log_text(log)
     lines = [line.strip() for line in text.splitlines()]
     if "org.apache.spark.deploy.SparkSubmit" in text:  # spark-submit refused it
         for line in lines:
@@ -159,16 +161,20 @@ def _jvm_start_error(log: Path | None) -> str | None:
 def _why_spark_stopped(log: Path | None) -> str | None:
     """The reason Spark's log gives for killing the application (a standalone master
     that never answered: "All masters are unresponsive! Giving up."), or None."""
-    try:
-        text = log.read_text(errors="replace") if log is not None else ""
-    except OSError:
-        return None
-    for line in text.splitlines():
+    for line in _log_text(log).splitlines():
         if "Application has been killed. Reason: " in line:
             reason = line.split("Reason: ", 1)[1].strip()[:300]
             hint = " (is the master --master names running and reachable?)"
             return "Spark stopped: " + reason + (hint if "masters" in reason else "")
     return None
+
+
+def _log_text(log: Path | None) -> str:
+    """Spark's log (the JVM's stderr), or "" when there is none to read."""
+    try:
+        return log.read_text(errors="replace") if log is not None else ""
+    except OSError:
+        return ""
 
 
 def _log_hint() -> str:

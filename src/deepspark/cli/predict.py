@@ -144,23 +144,23 @@ def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     prepare(args)
-    if args.recheck_margin > 0 and args.quantize != "int8":
-        raise UsageError("--recheck-margin re-runs int8 results in float: it needs --quantize int8")
     model_kwargs = _model_kwargs(args)
 
     from deepspark.ml.image import DeepImagePredictor
 
-    spark = spark_session(args)
-    files, total, input_col = input_files(spark, args)
     predictor = DeepImagePredictor(
-        inputCol=input_col,
         topK=args.top_k,
         batchSize=args.batch_size,
         quantize=args.quantize,
         recheckMargin=args.recheck_margin,
         **model_kwargs,
     )
-    result = predictor.transform(files).select("path", "predictions", "error")
+    predictor.getRecheckMargin()  # its checks, before Spark starts
+    spark = spark_session(args)
+    files, total, input_col = input_files(spark, args)
+    result = (
+        predictor.setInputCol(input_col).transform(files).select("path", "predictions", "error")
+    )
 
     def show(console: Any, written: Any) -> None:
         _print_table(console, written.orderBy("path").limit(args.show).collect(), args.top_k)

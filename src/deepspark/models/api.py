@@ -250,8 +250,7 @@ class _TorchCallable(Model):
 
 
 def _probe_inputs(model: Model, shapes: Shapes | None) -> dict[str, np.ndarray] | None:
-    """A deterministic 2-row batch for every input (as many rows as a fixed batch
-    dimension says), or None when a shape is unknown."""
+    """A deterministic 2-row batch for every input, or None when a shape is unknown."""
     rng = np.random.default_rng(1234)
     batch: dict[str, np.ndarray] = {}
     specs = model.signature.inputs
@@ -259,7 +258,7 @@ def _probe_inputs(model: Model, shapes: Shapes | None) -> dict[str, np.ndarray] 
         shape = shapes[i] if shapes and i < len(shapes) else spec.shape
         if not shape or any(d < 0 for d in shape[1:]):
             return None
-        dims = (shape[0] if shape[0] > 0 else 2, *shape[1:])
+        dims = (2, *shape[1:])
         dtype = spec.dtype if spec.dtype not in ("", "str") else "float32"
         batch[spec.name] = (
             rng.random(dims).astype(dtype) if "float" in dtype else np.zeros(dims, dtype)

@@ -312,6 +312,14 @@ class Int8Settings:
 EXACT_INT8_SETTINGS = Int8Settings(reduce_range=False)
 
 
+def int8_settings_here() -> Int8Settings:
+    """The int8 settings this process's CPU runs best: :data:`EXACT_INT8_SETTINGS`
+    where int8 sums are exact, ``Int8Settings()`` (7-bit weights) elsewhere."""
+    from deepspark.runtime._cpu import exact_int8_dot
+
+    return EXACT_INT8_SETTINGS if exact_int8_dot() else Int8Settings()
+
+
 def _prepared_graph(model_path: Path, zero_biases: bool) -> object:
     """The quantizer's input, loaded once and saved back if changed: unnamed nodes named
     (``onnx.helper`` leaves names empty; ONNX Runtime's quantizer excludes nodes by name,

@@ -321,13 +321,17 @@ def _int8_ref(
     ``fuse`` also moves the normalisation into the graph (named models).
     """
     from deepspark.models.onnx import KEEP_FLOAT_NODES_FLOAT
-    from deepspark.models.optimize import EXACT_INT8_SETTINGS, Int8Settings, quantize_int8
-    from deepspark.runtime._cpu import exact_int8_dot
+    from deepspark.models.optimize import (
+        EXACT_INT8_SETTINGS,
+        Int8Settings,
+        int8_settings_here,
+        quantize_int8,
+    )
     from deepspark.session import local_master
 
     sc = spark.sparkContext
     if local_master(sc.master):
-        settings = [EXACT_INT8_SETTINGS if exact_int8_dot() else Int8Settings()]
+        settings = [int8_settings_here()]
     else:
         settings = [Int8Settings(), EXACT_INT8_SETTINGS]
     files = [quantize_int8(path, pre, input_name, settings=s) for s in settings]
