@@ -21,24 +21,18 @@ from deepspark.models.optimize import (
     calibration_pixels,
     quantize_int8,
 )
-from deepspark.runtime.preprocess import ImagePreprocess, to_batch
-from tests.reliability._reliability import tiny_onnx_classifier
+from deepspark.runtime.preprocess import to_batch
+from tests.models._int8_helpers import PRE, tiny_conv_classifier
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("skimage")
 numpy_helper = onnx.numpy_helper
 
-PRE = ImagePreprocess(size=(32, 32), scale=1 / 255, mean=(0.5,) * 3, std=(0.25,) * 3)
-
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # Convolutions written without a bias (as onnx.helper models often are): the
-    # correction gives them a zero one first. The first stays float in every setting.
-    return tiny_onnx_classifier(
-        tmp_path_factory.mktemp("bias") / "tiny.onnx", seed=5, conv_channels=16, conv_layers=4
-    )
+    return tiny_conv_classifier(tmp_path_factory.mktemp("bias") / "tiny.onnx")
 
 
 def _quantized(model: Path, settings: Int8Settings, correct: bool) -> Path:
@@ -94,8 +88,11 @@ def test_only_the_int32_biases_change(model: Path, tmp_path: Path) -> None:
     biased = onnx.load(str(model))
     assert add_zero_biases(biased) == 4
     onnx.save(biased, str(tmp_path / "biased.onnx"))
-    before = onnx.load(str(_quantized(tmp_path / "biased.onnx", Int8Settings(), correct=False)))
-    after = onnx.load(str(_quantized(tmp_path / "biased.onnx", Int8Settings(), correct=True)))
+    # Weights rounded to nearest in both (GPTQ, the default, rounds from the corrected
+    # layers' outputs: tests/models/test_int8_gptq.py).
+    nearest = Int8Settings(weight_rounding="nearest")
+    before = onnx.load(str(_quantized(tmp_path / "biased.onnx", nearest, correct=False)))
+    after = onnx.load(str(_quantized(tmp_path / "biased.onnx", nearest, correct=True)))
     # Same operators in the same order: ONNX Runtime fuses both into the same kernels.
     ops = [(n.op_type, list(n.input), list(n.output)) for n in after.graph.node]
     assert ops == [(n.op_type, list(n.input), list(n.output)) for n in before.graph.node]

@@ -17,13 +17,12 @@ from deepspark.models.cache import ShippedFile, file_sha256
 from deepspark.models.loader import ModelRef
 from deepspark.models.onnx import DISABLED_OPTIMIZERS_KEY, KEEP_FLOAT_NODES_FLOAT, OnnxModel
 from deepspark.models.optimize import Int8Settings, calibration_pixels, quantize_int8
-from deepspark.runtime.preprocess import ImagePreprocess, to_batch
+from deepspark.runtime.preprocess import to_batch
+from tests.models._int8_helpers import PRE
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("skimage")
-
-PRE = ImagePreprocess(size=(32, 32), scale=1 / 255, mean=(0.5,) * 3, std=(0.25,) * 3)
 
 
 def _model(path: Path) -> Path:

@@ -381,8 +381,9 @@ def test_bias_correction_raises_int8_agreement_on_held_out_photos(named: tuple) 
 
     from deepspark.models.optimize import Int8Settings
 
+    nearest = Int8Settings(weight_rounding="nearest")  # GPTQ's gain is tested below
     ref, (plain, corrected) = _held_out_logits(
-        named, *(dataclasses.replace(Int8Settings(), bias_correction=c) for c in (False, True))
+        named, *(dataclasses.replace(nearest, bias_correction=c) for c in (False, True))
     )
     agree = {
         k: np.mean(v.argmax(1) == ref.argmax(1))
@@ -390,6 +391,26 @@ def test_bias_correction_raises_int8_agreement_on_held_out_photos(named: tuple) 
     }
     assert agree["corrected"] >= 0.85
     assert agree["corrected"] >= agree["plain"] + 0.05
+
+
+def test_gptq_raises_int8_agreement_on_held_out_photos(named: tuple) -> None:
+    """Int8Settings.weight_rounding="gptq" (the default) on the real model, bias
+    corrected in both: measured on these 60 held-out photos, the 7-bit copy's top-1
+    agreement with fp32 goes from 93.3% to 98.3% and the mean squared logit error
+    from 0.018 to 0.010 (benchmarks/int8_sweep.py, 600 photos: 92.7% -> 93.7%; on
+    crops of ten other photos 75% -> 85%)."""
+    import dataclasses
+
+    from deepspark.models.optimize import Int8Settings
+
+    ref, (nearest, gptq) = _held_out_logits(
+        named, *(dataclasses.replace(Int8Settings(), weight_rounding=r) for r in ("nearest", "gptq"))
+    )
+    agree = {
+        k: np.mean(v.argmax(1) == ref.argmax(1)) for k, v in (("nearest", nearest), ("gptq", gptq))
+    }
+    assert agree["gptq"] >= agree["nearest"] + 0.03
+    assert np.mean((gptq - ref) ** 2) < 0.8 * np.mean((nearest - ref) ** 2)
 
 
 @pytest.mark.slow
@@ -415,8 +436,11 @@ def test_int8_model_agreement_on_held_out_photos(named: tuple) -> None:
 def test_exact_int8_copy_agrees_more_where_the_cpu_sums_exactly(named: tuple) -> None:
     """On a CPU with VNNI/AMX (or ARM) executors run the 8-bit-weight copy
     (EXACT_INT8_SETTINGS). Measured on the 60 held-out photos above on an AVX-512 VNNI
-    CPU: top-1 agreement 95% (7-bit copy: 93.3%; before bias correction 90% and 80%),
-    100% on the confident photos, top-1 within the fp32 top-5 on 100%."""
+    CPU (GPTQ and bias correction, the defaults): mean squared logit error against
+    fp32 0.0052, half the 7-bit copy's 0.0104; top-1 agreement 95%, 100% on the
+    confident photos, top-1 within the fp32 top-5 on 100%. (On these 60 the 7-bit copy
+    happens to agree more, 98.3%: a few near-ties; on the 600 photos of
+    benchmarks/int8_sweep.py it is 95.7% for the 8-bit copy, 93.7% for the 7-bit.)"""
     from deepspark.models.optimize import EXACT_INT8_SETTINGS, Int8Settings
     from deepspark.runtime._cpu import exact_int8_dot
 
@@ -426,7 +450,7 @@ def test_exact_int8_copy_agrees_more_where_the_cpu_sums_exactly(named: tuple) ->
     exact = eight.argmax(1) == ref.argmax(1)
     confident = softmax(ref).max(1) >= 0.5
     assert exact.mean() >= 0.88
-    assert exact.mean() >= (seven.argmax(1) == ref.argmax(1)).mean()
+    assert np.mean((eight - ref) ** 2) < 0.75 * np.mean((seven - ref) ** 2)
     assert exact[confident].mean() >= 0.95
 
 

@@ -16,6 +16,10 @@ overshoots: each layer would also cancel the upstream shifts its predecessors ar
 cancelling, and the corrections diverge). Rather than one whole-model pass per layer,
 the graph is cut after each quantized convolution and run segment by segment, keeping
 only the tensors later segments read: about one pass in all.
+
+The same pass can first choose each convolution's integer weights by GPTQ
+(:mod:`deepspark.models._int8_gptq`) from its input as the quantized model computes
+it, then recompute its output, then correct its bias: :func:`refine_layers`.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import numpy as np
 
 from deepspark._deps import require
 
-__all__ = ["add_zero_biases", "correct_biases"]
+__all__ = ["add_zero_biases", "refine_layers"]
 
 
 def add_zero_biases(model: Any) -> int:
@@ -123,13 +127,102 @@ def _float_means(
     return {name: total / n for name, (total, n) in zip(names, totals)}
 
 
-def correct_biases(
+def _weight_grid(model: Any, node: Any) -> tuple[str, str, str | None] | None:
+    """``(integer weights, scale, zero point or None)`` initializer names of a ``Conv``
+    whose weights are an integer initializer read through a ``DequantizeLinear`` with
+    one scale per output channel (or one in all); None otherwise."""
+    inits = {i.name: i for i in model.graph.initializer}
+    dq = next((n for n in model.graph.node if node.input[1] in n.output), None)
+    if dq is None or dq.op_type != "DequantizeLinear" or len(dq.input) < 2:
+        return None
+    if dq.input[0] not in inits or dq.input[1] not in inits:
+        return None
+    axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
+    per_channel = sum(inits[dq.input[1]].dims) > 1
+    if per_channel and axis != 0:
+        return None  # scales along another axis than the output channels
+    zero = dq.input[2] if len(dq.input) > 2 and dq.input[2] in inits else None
+    return dq.input[0], dq.input[1], zero
+
+
+def _gptq_weights(
+    model: Any, node: Any, inputs: Sequence[np.ndarray], float_weights: np.ndarray, damp: float
+) -> np.ndarray | None:
+    """Round ``node``'s weights by GPTQ on their grid (in place) and return the new
+    dequantized float weights; None where the weights are not such a grid."""
+    from onnx import helper, numpy_helper
+
+    from deepspark.models._int8_gptq import conv_hessian, gptq_round
+
+    grid = _weight_grid(model, node)
+    if grid is None or float_weights.ndim != 4:
+        return None
+    inits = {i.name: i for i in model.graph.initializer}
+    q_name, scale_name, zero_name = grid
+    old = numpy_helper.to_array(inits[q_name])
+    out = old.shape[0]
+    scale = np.broadcast_to(numpy_helper.to_array(inits[scale_name]).reshape(-1), (out,))
+    zero = (
+        np.broadcast_to(
+            numpy_helper.to_array(inits[zero_name]).astype(np.int64).reshape(-1), (out,)
+        )
+        if zero_name
+        else np.zeros(out, np.int64)
+    )
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    hessian = sum(conv_hessian(x, attrs, old.shape) for x in inputs)
+    # The grid's range as the quantizer used it: each channel's largest weight sits on
+    # its end (symmetric: +-127, or +-64 for 7-bit weights).
+    if zero_name is None or not zero.any():
+        top = int(np.abs(old.astype(np.int64)).max())
+        qmin, qmax = -top, top
+    else:
+        qmin, qmax = int(old.min()), int(old.max())
+    q = gptq_round(float_weights, hessian, scale, zero, qmin, qmax, damp).astype(old.dtype)
+    inits[q_name].CopyFrom(numpy_helper.from_array(q, q_name))
+    shape = (-1,) + (1,) * (q.ndim - 1)
+    return ((q.astype(np.float32) - zero.reshape(shape)) * scale.reshape(shape)).astype(np.float32)
+
+
+def _run_conv(
+    model: Any,
+    node: Any,
+    x: Sequence[np.ndarray],
+    weights: np.ndarray,
+    bias: Sequence[np.ndarray],
+) -> list[np.ndarray]:
+    """``node`` alone (its attributes) on each batch of ``x``, with ``weights`` and
+    ``bias`` (one per batch, as the segments hold it)."""
+    onnx = require("onnx", "int8 quantization")
+    from onnx import numpy_helper
+
+    conv = onnx.helper.make_node("Conv", ["x", "w", "b"], ["y"])
+    conv.attribute.extend(node.attribute)
+    graph = onnx.helper.make_graph(
+        [conv],
+        "conv",
+        [onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in "xb"],
+        [onnx.helper.make_empty_tensor_value_info("y")],
+        [numpy_helper.from_array(weights, "w")],
+    )
+    session = _session(
+        onnx.helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
+    )
+    return [session.run(["y"], {"x": xb, "b": bb})[0] for xb, bb in zip(x, bias)]
+
+
+def refine_layers(
     qdq_model: Any,
     float_model: Any,
     batches: Sequence[np.ndarray],
     input_name: str,
+    *,
+    biases: bool = True,
+    gptq_damp: float | None = None,
 ) -> int:
-    """Correct the ``int32`` biases of ``qdq_model``'s quantized convolutions in place.
+    """Refine ``qdq_model``'s quantized convolutions in place, layer after layer: choose
+    each one's integer weights by GPTQ (``gptq_damp``), then correct its ``int32`` bias
+    (``biases``).
 
     Parameters
     ----------
@@ -142,17 +235,24 @@ def correct_biases(
         Calibration inputs for ``input_name`` (as the quantizer's calibration saw them).
     input_name : str
         The models' input.
+    biases : bool
+        Correct the biases.
+    gptq_damp : float, optional
+        Round each convolution's weights by GPTQ (:mod:`deepspark.models._int8_gptq`)
+        on their quantization grid, with this damping, from its input in the quantized
+        model (every earlier layer already refined). None: keep the quantizer's
+        rounding to nearest.
 
     Returns
     -------
     int
-        The number of convolutions corrected (0 when the model has none in QDQ form).
+        The number of convolutions refined (0 when the model has none in QDQ form).
 
     Examples
     --------
     >>> import onnx
-    >>> corrected = correct_biases(onnx.load("model-int8.onnx"), onnx.load("model.onnx"),
-    ...                            batches, "input")  # doctest: +SKIP
+    >>> refined = refine_layers(onnx.load("model-int8.onnx"), onnx.load("model.onnx"),
+    ...                         batches, "input", gptq_damp=0.1)  # doctest: +SKIP
     """
     onnx = require("onnx", "int8 bias correction")
     from onnx import numpy_helper
@@ -160,10 +260,16 @@ def correct_biases(
     graph = qdq_model.graph
     float_convs = {n.name for n in float_model.graph.node if n.op_type == "Conv"}
     convs = [c for c in _quantized_convs(qdq_model) if graph.node[c[0]].name in float_convs]
-    if not convs or not batches:
+    if not convs or not batches or not (biases or gptq_damp is not None):
         return 0
     nodes = list(graph.node)
-    target = _float_means(float_model, [nodes[i].name for i, _, _ in convs], batches, input_name)
+    target = (
+        _float_means(float_model, [nodes[i].name for i, _, _ in convs], batches, input_name)
+        if biases
+        else {}
+    )
+    float_inits = {i.name: i for i in float_model.graph.initializer}
+    float_nodes = {n.name: n for n in float_model.graph.node}
     inits = {i.name: i for i in graph.initializer}
     # The last node index reading each tensor: a materialized tensor is dropped after it.
     last_use: dict[str, int] = {}
@@ -186,10 +292,18 @@ def correct_biases(
         )
         if any(name not in values for name in feeds):
             return corrected  # another graph input: leave the remaining layers as made
-        conv_out = nodes[index].output[0]
+        node = nodes[index]
+        conv_out = node.output[0]
+        float_node = float_nodes.get(node.name)
+        float_weights = float_inits.get(float_node.input[1]) if float_node is not None else None
+        rounding = gptq_damp is not None and float_weights is not None
+        # GPTQ reads the convolution's input, and recomputes it with its bias.
+        extra = [node.input[0], node.input[2]] if rounding else []
         fetch = list(
             dict.fromkeys(
-                [conv_out] + [out for out in produced if out and last_use.get(out, -1) > index]
+                [conv_out]
+                + [name for name in extra if name in produced]
+                + [out for out in produced if out and last_use.get(out, -1) > index]
             )
         )
         used = {name for node in segment for name in node.input if name in inits}
@@ -218,20 +332,33 @@ def correct_biases(
         ]
         for k, name in enumerate(fetch):
             values[name] = [r[k] for r in results]
-        outs = values[conv_out]
-        mean = _channel_mean(outs)
-        scale = numpy_helper.to_array(inits[scale_name]).astype(np.float64)
-        old = numpy_helper.to_array(inits[bias_name])
-        # A channel of zero weights has a zero scale: nothing to shift there.
-        steps = np.divide(
-            mean - target[nodes[index].name], scale, out=np.zeros_like(mean), where=scale > 0
-        )
-        limits = np.iinfo(np.int32)
-        new = np.clip(old - np.round(steps), limits.min, limits.max).astype(np.int32)
-        inits[bias_name].CopyFrom(numpy_helper.from_array(new, bias_name))
-        # What the corrected bias changes in this output, for the segments after it.
-        shift = ((new - old) * scale).astype(np.float32)
-        values[conv_out] = [o + shift.reshape((1, -1) + (1,) * (o.ndim - 2)) for o in outs]
+        if rounding:
+            weights = _gptq_weights(
+                qdq_model,
+                node,
+                values[node.input[0]],
+                numpy_helper.to_array(float_weights),
+                gptq_damp,  # type: ignore[arg-type]
+            )
+            if weights is not None:
+                values[conv_out] = _run_conv(
+                    qdq_model, node, values[node.input[0]], weights, values[node.input[2]]
+                )
+        if biases:
+            outs = values[conv_out]
+            mean = _channel_mean(outs)
+            scale = numpy_helper.to_array(inits[scale_name]).astype(np.float64)
+            old = numpy_helper.to_array(inits[bias_name])
+            # A channel of zero weights has a zero scale: nothing to shift there.
+            steps = np.divide(
+                mean - target[node.name], scale, out=np.zeros_like(mean), where=scale > 0
+            )
+            limits = np.iinfo(np.int32)
+            new = np.clip(old - np.round(steps), limits.min, limits.max).astype(np.int32)
+            inits[bias_name].CopyFrom(numpy_helper.from_array(new, bias_name))
+            # What the corrected bias changes in this output, for the segments after it.
+            shift = ((new - old) * scale).astype(np.float32)
+            values[conv_out] = [o + shift.reshape((1, -1) + (1,) * (o.ndim - 2)) for o in outs]
         for name in list(values):
             if last_use.get(name, -1) <= index:
                 del values[name]

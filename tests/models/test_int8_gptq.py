@@ -1,0 +1,190 @@
+"""GPTQ rounding of int8 weights (``Int8Settings.weight_rounding="gptq"``, the default).
+
+The unfolding is checked against ONNX Runtime's own convolution; the rounding against
+rounding to nearest, on what it is for: a layer's output on real photos, on the
+photos it was calibrated on and on others. The effect on the real model's agreement
+with its float model is tested in tests/runtime/test_fast_path.py and measured by
+benchmarks/int8_sweep.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from deepspark.models._int8_gptq import conv_columns, conv_hessian, gptq_round
+from deepspark.models.optimize import (
+    EXACT_INT8_SETTINGS,
+    Int8Settings,
+    calibration_pixels,
+    quantize_int8,
+)
+from deepspark.runtime.preprocess import to_batch
+from tests.models._int8_helpers import PRE, tiny_conv_classifier
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("skimage")
+numpy_helper = onnx.numpy_helper
+
+#: scikit-image photos the calibration crops never come from.
+OTHER_PHOTOS = ("chelsea.png", "rocket.jpg", "motorcycle_right.png", "retina.jpg")
+
+
+def _ort_conv(x: np.ndarray, w: np.ndarray, **attrs: Any) -> np.ndarray:
+    node = onnx.helper.make_node("Conv", ["x", "w"], ["y"], **attrs)
+    graph = onnx.helper.make_graph(
+        [node],
+        "conv",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, None)],
+        [onnx.helper.make_empty_tensor_value_info("y")],
+        [numpy_helper.from_array(w, "w")],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 13)])
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(["y"], {"x": x})[0]
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"pads": [1, 1, 1, 1]},
+        {"strides": [2, 2], "pads": [0, 1, 1, 0]},
+        {"dilations": [2, 2], "pads": [2, 2, 2, 2]},
+        {"group": 2, "pads": [1, 1, 1, 1]},
+        {"group": 4, "strides": [2, 2], "auto_pad": "SAME_UPPER"},
+        {"group": 4, "strides": [2, 2], "auto_pad": "SAME_LOWER"},
+        {"auto_pad": "VALID", "strides": [1, 2]},
+    ],
+    ids=[
+        "pads",
+        "stride-asymmetric",
+        "dilation",
+        "grouped",
+        "depthwise-same",
+        "same-lower",
+        "valid",
+    ],
+)
+def test_columns_times_weights_is_onnx_runtimes_convolution(attrs: dict[str, Any]) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 4, 9, 8)).astype(np.float32)
+    group = attrs.get("group", 1)
+    w = rng.normal(size=(6 if group != 4 else 4, 4 // group, 3, 3)).astype(np.float32)
+    want = _ort_conv(x, w, **attrs)  # (n, out, h, w)
+    cols = conv_columns(x, attrs, w.shape)  # (group, n * h * w, d)
+    per = w.shape[0] // group
+    got = np.concatenate(
+        [cols[g] @ w[g * per : (g + 1) * per].reshape(per, -1).T for g in range(group)], axis=1
+    )
+    out = want.shape[1]
+    np.testing.assert_allclose(got, want.transpose(0, 2, 3, 1).reshape(-1, out), atol=1e-4)
+    hessian = conv_hessian(x, attrs, w.shape)
+    assert hessian.shape == (group, cols.shape[2], cols.shape[2])
+    np.testing.assert_allclose(hessian[0], cols[0].T.astype(np.float64) @ cols[0], rtol=1e-4)
+
+
+def _photo_columns(photos: tuple[str, ...] | None, count: int, seed: int) -> np.ndarray:
+    """Rows a 3x3 convolution multiplies on real photos: correlated neighbours, as
+    every image model's first layers see them."""
+    x = to_batch(calibration_pixels(PRE, count, seed=seed, photos=photos), PRE)
+    return conv_columns(x, {"pads": [1, 1, 1, 1]}, (8, 3, 3, 3))[0].astype(np.float64)
+
+
+def test_gptq_reproduces_a_layers_output_better_than_rounding_to_nearest() -> None:
+    rng = np.random.default_rng(3)
+    w = rng.normal(0, 0.2, size=(8, 27))
+    scale = np.abs(w).max(1) / 127  # the quantizer's symmetric per-channel grid
+    zero = np.zeros(8, np.int64)
+    calibration = _photo_columns(None, 16, seed=0)
+    q = gptq_round(w, calibration.T @ calibration[None], scale, zero, -127, 127, damp=0.1)
+    nearest = np.round(w / scale[:, None])
+    assert q.dtype == np.int64 and q.shape == w.shape
+    assert q.min() >= -127 and q.max() <= 127
+    assert (q != nearest).any()  # it really rounds differently
+    assert np.abs(q - w / scale[:, None]).max() < 8  # still near: the same grid
+
+    def error(ints: np.ndarray, x: np.ndarray) -> float:
+        return float(np.mean((x @ (ints * scale[:, None] - w).T) ** 2))
+
+    # Better on the photos it saw, and on crops of other photos.
+    assert error(q, calibration) < 0.8 * error(nearest, calibration)
+    other = _photo_columns(OTHER_PHOTOS, 16, seed=7)
+    assert error(q, other) < 0.8 * error(nearest, other)
+
+
+def test_gptq_keeps_zero_point_range_and_silent_inputs() -> None:
+    """An asymmetric (uint8) grid: integers stay in its range around its zero point; an
+    input never seen in calibration (all zeros) has its weights rounded to nearest."""
+    rng = np.random.default_rng(4)
+    w = rng.normal(0.1, 0.2, size=(4, 27))
+    lo, hi = w.min(1), w.max(1)
+    scale = (hi - lo) / 255
+    zero = np.round(-lo / scale).astype(np.int64)
+    x = _photo_columns(None, 8, seed=1)
+    x[:, 5] = 0.0
+    q = gptq_round(w, x.T @ x[None], scale, zero, 0, 255)
+    assert q.min() >= 0 and q.max() <= 255
+    nearest = np.clip(np.round(w / scale[:, None]) + zero[:, None], 0, 255)
+    assert (q[:, 5] == nearest[:, 5]).all()
+    assert (q != nearest).any()  # the other inputs are GPTQ's
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_conv_classifier(tmp_path_factory.mktemp("gptq") / "tiny.onnx")
+
+
+def _logits(path: Path, x: np.ndarray) -> np.ndarray:
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = sess.get_outputs()[0].name
+    return sess.run([name], {"input": x})[0]
+
+
+@pytest.mark.parametrize("settings", [Int8Settings(), EXACT_INT8_SETTINGS], ids=["7bit", "8bit"])
+def test_gptq_copy_same_grid_closer_to_float(model: Path, settings: Int8Settings) -> None:
+    """The GPTQ copy has the nearest-rounded copy's operators, scales and zero points;
+    only integer weights and int32 biases differ, the weights within the grid's range;
+    and its logits are closer to the float model's, on the calibration photos and on
+    other photos."""
+    copies = {
+        r: quantize_int8(
+            model, PRE, "input", settings=dataclasses.replace(settings, weight_rounding=r)
+        )
+        for r in ("nearest", "gptq")
+    }
+    near, gptq = (onnx.load(str(copies[r])) for r in ("nearest", "gptq"))
+    ops = [(n.op_type, list(n.input), list(n.output)) for n in gptq.graph.node]
+    assert ops == [(n.op_type, list(n.input), list(n.output)) for n in near.graph.node]
+    before = {i.name: numpy_helper.to_array(i) for i in near.graph.initializer}
+    changed = {
+        i.name: numpy_helper.to_array(i)
+        for i in gptq.graph.initializer
+        if not np.array_equal(numpy_helper.to_array(i), before[i.name])
+    }
+    weights = {k: v for k, v in changed.items() if v.dtype == np.int8}
+    assert weights, "no weight was rounded differently"
+    assert {v.dtype for v in changed.values()} <= {np.dtype(np.int8), np.dtype(np.int32)}
+    top = 64 if settings.reduce_range else 127
+    for name, v in weights.items():
+        assert np.abs(v.astype(int)).max() <= top, name
+
+    def error(x: np.ndarray) -> dict[str, float]:
+        want = _logits(model, x)
+        return {r: float(np.mean((_logits(p, x) - want) ** 2)) for r, p in copies.items()}
+
+    seen = error(to_batch(calibration_pixels(PRE, 32), PRE))
+    other = error(to_batch(calibration_pixels(PRE, 32, seed=9, photos=OTHER_PHOTOS), PRE))
+    assert seen["gptq"] < seen["nearest"]
+    assert other["gptq"] < other["nearest"]
+
+
+def test_unknown_weight_rounding_is_refused(model: Path) -> None:
+    from deepspark.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="weight_rounding must be 'gptq' or 'nearest'"):
+        quantize_int8(model, PRE, "input", settings=Int8Settings(weight_rounding="adaround"))
