@@ -59,16 +59,20 @@ _FULL = {"reduce_range": False}
 #: name -> (description, settings). ``shipped`` is ``Int8Settings()``.
 SETTINGS: dict[str, tuple[str, Int8Settings]] = {
     "exact": (
-        "percentile 99.999, 8-bit weights (run where int8 sums are exact: VNNI, AMX, ARM)",
+        "percentile 99.999, 8-bit weights, GPTQ (run where int8 sums are exact: VNNI, AMX, ARM)",
         EXACT_INT8_SETTINGS,
     ),
+    "exact-nearest": (
+        "percentile 99.999, 8-bit weights, rounded to nearest (before the fourteenth round)",
+        dataclasses.replace(EXACT_INT8_SETTINGS, weight_rounding="nearest"),
+    ),
     "exact-nobc": (
-        "percentile 99.999, 8-bit weights, without bias correction (before the twelfth round)",
-        dataclasses.replace(EXACT_INT8_SETTINGS, bias_correction=False),
+        "percentile 99.999, 8-bit weights, nearest, no bias correction (before the twelfth round)",
+        dataclasses.replace(EXACT_INT8_SETTINGS, bias_correction=False, weight_rounding="nearest"),
     ),
     "shipped-nobc": (
-        "percentile 99.999, reduce_range, without bias correction (before the twelfth round)",
-        Int8Settings(bias_correction=False),
+        "percentile 99.999, reduce_range, nearest, no bias correction (before the twelfth round)",
+        Int8Settings(bias_correction=False, weight_rounding="nearest"),
     ),
     "exact-dw0-float": (
         "percentile 99.999, 8-bit weights, first depthwise conv float too",
@@ -85,8 +89,20 @@ SETTINGS: dict[str, tuple[str, Int8Settings]] = {
         Int8Settings(method="minmax", weights="uint8", **_FULL),
     ),
     "shipped": (
-        "percentile 99.999, reduce_range (7-bit weights; run where int8 sums saturate)",
+        "percentile 99.999, reduce_range, GPTQ (7-bit weights; run where int8 sums saturate)",
         Int8Settings(),
+    ),
+    "shipped-nearest": (
+        "percentile 99.999, reduce_range, rounded to nearest (before the fourteenth round)",
+        Int8Settings(weight_rounding="nearest"),
+    ),
+    "exact-gptq-damp0.01": (
+        "percentile 99.999, 8-bit weights, GPTQ with damping 0.01",
+        dataclasses.replace(EXACT_INT8_SETTINGS, gptq_damping=0.01),
+    ),
+    "exact-gptq-damp1": (
+        "percentile 99.999, 8-bit weights, GPTQ with damping 1.0",
+        dataclasses.replace(EXACT_INT8_SETTINGS, gptq_damping=1.0),
     ),
     "minmax-rr": ("minmax, reduce_range", Int8Settings(method="minmax", **_RR)),
     "entropy-rr": ("entropy, reduce_range", Int8Settings(method="entropy", **_RR)),
@@ -197,7 +213,7 @@ def cascade(int8_logits: np.ndarray, agree: np.ndarray) -> list[dict[str, float]
     prob = np.sort(z / z.sum(1, keepdims=True), axis=1)
     margin = prob[:, -1] - prob[:, -2]
     out = []
-    for m in (0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5):
+    for m in (0.01, 0.015, 0.02, 0.025, 0.03, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5):
         rerun = margin < m
         out.append(
             {"margin": m, "share": float(rerun.mean()), "agreement": float((rerun | agree).mean())}
@@ -210,6 +226,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("-n", type=int, default=200, help="held-out photos")
+    p.add_argument(
+        "--validation", type=int, default=400, help="crops of other photos (none used before)"
+    )
     p.add_argument("--reps", type=int, default=3, help="timed runs per model and setting")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
@@ -229,6 +248,14 @@ def main() -> None:
     x = held_out(a.n, pre)
     fp32 = session(plain, a.threads)
     ref = logits(fp32, x)
+    # Crops of ten other photos (int8_sensitivity.py's): does a setting carry over?
+    from int8_sensitivity import VALIDATION_PHOTOS
+
+    from deepspark.models.optimize import calibration_pixels
+    from deepspark.runtime.preprocess import to_batch
+
+    other = to_batch(calibration_pixels(pre, a.validation, seed=11, photos=VALIDATION_PHOTOS), pre)
+    other_ref = logits(fp32, other).argmax(1)
     prob = np.exp(ref - ref.max(1, keepdims=True))
     prob /= prob.sum(1, keepdims=True)
     confident = prob.max(1) >= 0.5
@@ -239,9 +266,10 @@ def main() -> None:
     print(f"# {a.n} held-out photos, fp32 top-1 probability >= 0.5 on {confident.mean():.0%}")
     print(
         "| setting | top-1 agreement | on confident photos | int8 top-1 in fp32 top-5 "
-        "| agreement without int8 kernels | speed vs fp32 |"
+        f"| agreement without int8 kernels | on {a.validation} crops of other photos "
+        "| speed vs fp32 |"
     )
-    print("|---|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     names = [s for s in a.only.split(",") if s] or list(SETTINGS)
     rows = []
     for name in names:
@@ -263,6 +291,9 @@ def main() -> None:
             "top1_agreement_simulated": float(
                 np.mean(logits(simulated_session(path, a.threads), x).argmax(1) == ref.argmax(1))
             ),
+            "top1_agreement_other_photos": float(
+                np.mean(logits(int8, other).argmax(1) == other_ref)
+            ),
             "speed_ratio": speed_ratio(fp32, int8, x[: a.batch], a.reps),
             "quantize_s": made_s,
         }
@@ -272,7 +303,8 @@ def main() -> None:
         print(
             f"| {label} (`{name}`) | {row['top1_agreement']:.1%} | "
             f"{row['top1_agreement_confident']:.1%} | {row['int8_top1_in_fp32_top5']:.1%} | "
-            f"{row['top1_agreement_simulated']:.1%} | {row['speed_ratio']:.2f}x |",
+            f"{row['top1_agreement_simulated']:.1%} | {row['top1_agreement_other_photos']:.1%} "
+            f"| {row['speed_ratio']:.2f}x |",
             flush=True,
         )
     for row in rows if a.cascade else []:
