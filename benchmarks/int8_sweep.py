@@ -6,7 +6,8 @@ For each setting in :data:`SETTINGS` this makes the int8 copy with
 never used for calibration, see ``data.py``):
 
 * top-1 agreement with the float model, and how often the int8 top-1 is in the float
-  top-5;
+  top-5; top-1 agreement on ``--validation`` crops of ten other photos
+  (``int8_sensitivity.py``'s), to see whether a setting carries over;
 * speed: one ONNX Runtime session per model on all cores, batch ``--batch``, float and
   int8 alternating ``--reps`` times; the ratio of medians is reported (absolute
   images/s on a shared machine mean little).
@@ -207,13 +208,20 @@ def held_out(n: int, pre: object) -> np.ndarray:
     return to_batch(pixels, pre)  # type: ignore[arg-type]
 
 
-def cascade(int8_logits: np.ndarray, agree: np.ndarray) -> list[dict[str, float]]:
-    """Share of rows re-run in float, and the agreement reached, per margin."""
+#: Re-check margins the cascade reports.
+MARGINS = (0.01, 0.015, 0.02, 0.025, 0.03, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
+
+
+def cascade(
+    int8_logits: np.ndarray, agree: np.ndarray, margins: tuple[float, ...] = MARGINS
+) -> list[dict[str, float]]:
+    """Share of rows re-run in float (int8 top-1 minus top-2 probability below the
+    margin, as ``recheckMargin`` does), and the agreement reached, per margin."""
     z = np.exp(int8_logits - int8_logits.max(1, keepdims=True))
     prob = np.sort(z / z.sum(1, keepdims=True), axis=1)
     margin = prob[:, -1] - prob[:, -2]
     out = []
-    for m in (0.01, 0.015, 0.02, 0.025, 0.03, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5):
+    for m in margins:
         rerun = margin < m
         out.append(
             {"margin": m, "share": float(rerun.mean()), "agreement": float((rerun | agree).mean())}
@@ -245,16 +253,13 @@ def main() -> None:
 
     named = get_named_model("efficientnet_lite0")
     plain, pre = named.export(), named.preprocess
-    x = held_out(a.n, pre)
+    # The held-out photos, and crops of ten other photos: does a setting carry over?
+    from int8_sensitivity import photo_sets
+
+    sets = photo_sets(a.n, a.validation, pre)
+    x, other = sets["held_out"], sets["validation"]
     fp32 = session(plain, a.threads)
     ref = logits(fp32, x)
-    # Crops of ten other photos (int8_sensitivity.py's): does a setting carry over?
-    from int8_sensitivity import VALIDATION_PHOTOS
-
-    from deepspark.models.optimize import calibration_pixels
-    from deepspark.runtime.preprocess import to_batch
-
-    other = to_batch(calibration_pixels(pre, a.validation, seed=11, photos=VALIDATION_PHOTOS), pre)
     other_ref = logits(fp32, other).argmax(1)
     prob = np.exp(ref - ref.max(1, keepdims=True))
     prob /= prob.sum(1, keepdims=True)

@@ -287,33 +287,32 @@ def prepare_models(with_int8: bool) -> dict[str, str]:
 def recheck_margins(chosen: list[Variant]) -> list[float]:
     """The ``--recheck-margin`` values of the chosen variants."""
     return sorted(
-        {float(v.args[i + 1]) for v in chosen for i, x in enumerate(v.args) if x == "--recheck-margin"}
+        {
+            float(v.args[i + 1])
+            for v in chosen
+            for i, x in enumerate(v.args)
+            if x == "--recheck-margin"
+        }
     )
 
 
 def _agreement(fp32: object, int8: object, margins: list[float]) -> dict[str, object]:
     """int8 against fp32 logits: top-1 agreement, int8 top-1 within the fp32 top-5, and
     for each re-check margin the share of rows re-run in float and the agreement then
-    (a row re-run gets the float answer, as ``recheckMargin`` does)."""
+    (``int8_sweep.cascade``)."""
     import numpy as np
+    from int8_sweep import cascade
 
     f, q = np.asarray(fp32), np.asarray(int8)
     agree = f.argmax(1) == q.argmax(1)
     top5_f = np.argsort(-f, axis=1)[:, :5]
-    z = np.exp(q - q.max(1, keepdims=True))
-    prob = np.sort(z / z.sum(1, keepdims=True), axis=1)
-    gap = prob[:, -1] - prob[:, -2]
     return {
         "images": len(f),
         "top1_agreement": float(agree.mean()),
         "int8_top1_in_fp32_top5": float(np.mean([a in b for a, b in zip(q.argmax(1), top5_f)])),
         "recheck": [
-            {
-                "margin": m,
-                "share": float((gap < m).mean()),
-                "top1_agreement": float(((gap < m) | agree).mean()),
-            }
-            for m in margins
+            {"margin": c["margin"], "share": c["share"], "top1_agreement": c["agreement"]}
+            for c in cascade(q, agree, tuple(margins))
         ],
     }
 
