@@ -145,12 +145,22 @@ def _logits(path: Path, x: np.ndarray) -> np.ndarray:
     return sess.run([name], {"input": x})[0]
 
 
-@pytest.mark.parametrize("settings", [Int8Settings(), EXACT_INT8_SETTINGS], ids=["7bit", "8bit"])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        Int8Settings(),
+        EXACT_INT8_SETTINGS,
+        Int8Settings(per_channel=False),
+        Int8Settings(weights="uint8", method="minmax", reduce_range=False),
+    ],
+    ids=["7bit", "8bit", "per-tensor", "uint8-weights"],
+)
 def test_gptq_copy_same_grid_closer_to_float(model: Path, settings: Int8Settings) -> None:
     """The GPTQ copy has the nearest-rounded copy's operators, scales and zero points;
     only integer weights and int32 biases differ, the weights within the grid's range;
     and its logits are closer to the float model's, on the calibration photos and on
-    other photos."""
+    other photos. Also with one scale per tensor, and with asymmetric uint8 weights
+    (zero points)."""
     copies = {
         r: quantize_int8(
             model, PRE, "input", settings=dataclasses.replace(settings, weight_rounding=r)
@@ -166,12 +176,16 @@ def test_gptq_copy_same_grid_closer_to_float(model: Path, settings: Int8Settings
         for i in gptq.graph.initializer
         if not np.array_equal(numpy_helper.to_array(i), before[i.name])
     }
-    weights = {k: v for k, v in changed.items() if v.dtype == np.int8}
+    kind = np.dtype(np.int8 if settings.weights == "int8" else np.uint8)
+    weights = {k: v for k, v in changed.items() if v.dtype == kind}
     assert weights, "no weight was rounded differently"
-    assert {v.dtype for v in changed.values()} <= {np.dtype(np.int8), np.dtype(np.int32)}
-    top = 64 if settings.reduce_range else 127
+    assert {v.dtype for v in changed.values()} <= {kind, np.dtype(np.int32)}
     for name, v in weights.items():
-        assert np.abs(v.astype(int)).max() <= top, name
+        if kind == np.int8:  # symmetric: +-127, or +-64 for 7-bit weights
+            top = 64 if settings.reduce_range else 127
+            assert np.abs(v.astype(int)).max() <= top, name
+        else:  # the nearest-rounded copy's range, per tensor
+            assert before[name].min() <= v.min() and v.max() <= before[name].max(), name
 
     def error(x: np.ndarray) -> dict[str, float]:
         want = _logits(model, x)
