@@ -23,8 +23,9 @@ from deepspark.models.optimize import (
     calibration_pixels,
     quantize_int8,
 )
-from deepspark.runtime.preprocess import to_batch
+from deepspark.runtime.preprocess import ImagePreprocess, to_batch
 from tests.models._int8_helpers import PRE, tiny_conv_classifier
+from tests.reliability._reliability import tiny_onnx_classifier
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -83,7 +84,8 @@ def test_columns_times_weights_is_onnx_runtimes_convolution(attrs: dict[str, Any
     )
     out = want.shape[1]
     np.testing.assert_allclose(got, want.transpose(0, 2, 3, 1).reshape(-1, out), atol=1e-4)
-    hessian = conv_hessian(x, attrs, w.shape)
+    hessian, rows = conv_hessian(x, attrs, w.shape)
+    assert rows == cols.shape[1] == want.shape[0] * want.shape[2] * want.shape[3]
     assert hessian.shape == (group, cols.shape[2], cols.shape[2])
     np.testing.assert_allclose(hessian[0], cols[0].T.astype(np.float64) @ cols[0], rtol=1e-4)
 
@@ -202,3 +204,32 @@ def test_unknown_weight_rounding_is_refused(model: Path) -> None:
 
     with pytest.raises(InvalidParameterError, match="weight_rounding must be 'gptq' or 'nearest'"):
         quantize_int8(model, PRE, "input", settings=Int8Settings(weight_rounding="adaround"))
+
+
+def test_too_few_calibration_rows_keep_rounding_to_nearest(tmp_path: Path) -> None:
+    """On 4x4 images each 3x3 convolution of 16 channels has 144 weights per output
+    channel and 16 rows per image: 8 calibration images (128 rows) cannot pin them
+    down, so GPTQ leaves the weights as rounded to nearest; 32 images (512) can."""
+    small = ImagePreprocess(size=(4, 4), scale=1 / 255, mean=(0.5,) * 3, std=(0.25,) * 3)
+    model = tiny_onnx_classifier(
+        tmp_path / "small.onnx", size=4, seed=5, conv_channels=16, conv_layers=4
+    )
+
+    def int_weights(count: int, rounding: str) -> dict[str, np.ndarray]:
+        path = quantize_int8(
+            model,
+            small,
+            "input",
+            calibration=calibration_pixels(small, count),
+            settings=Int8Settings(weight_rounding=rounding),
+        )
+        inits = onnx.load(str(path)).graph.initializer
+        return {
+            i.name: numpy_helper.to_array(i) for i in inits if i.data_type == onnx.TensorProto.INT8
+        }
+
+    def same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+        return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+    assert same(int_weights(8, "gptq"), int_weights(8, "nearest"))
+    assert not same(int_weights(32, "gptq"), int_weights(32, "nearest"))

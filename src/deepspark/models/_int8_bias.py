@@ -149,10 +149,11 @@ def _gptq_weights(
     model: Any, node: Any, inputs: Sequence[np.ndarray], float_weights: np.ndarray, damp: float
 ) -> np.ndarray | None:
     """Round ``node``'s weights by GPTQ on their grid (in place) and return the new
-    dequantized float weights; None where the weights are not such a grid."""
+    dequantized float weights; None (nothing changed) where the weights are not such
+    a grid or the calibration inputs are too few for them."""
     from onnx import helper, numpy_helper
 
-    from deepspark.models._int8_gptq import conv_hessian, gptq_round
+    from deepspark.models._int8_gptq import conv_hessian, enough_rows, gptq_round
 
     grid = _weight_grid(model, node)
     if grid is None or float_weights.ndim != 4:
@@ -170,7 +171,10 @@ def _gptq_weights(
         else np.zeros(out, np.int64)
     )
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    hessian = sum(conv_hessian(x, attrs, old.shape) for x in inputs)
+    parts = [conv_hessian(x, attrs, old.shape) for x in inputs]
+    hessian = sum(h for h, _ in parts)
+    if not enough_rows(sum(rows for _, rows in parts), hessian):
+        return None
     # The grid's range as the quantizer used it: each channel's largest weight sits on
     # its end (symmetric: +-127, or +-64 for 7-bit weights).
     if zero_name is None or not zero.any():

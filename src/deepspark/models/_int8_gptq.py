@@ -16,6 +16,8 @@ Here ``X`` is the convolution's input as the quantized model computes it (the la
 before it already rounded and bias-corrected: :func:`deepspark.models._int8_bias.refine_layers`
 calls these functions layer after layer), unfolded into the rows a convolution
 multiplies (``im2col``); a grouped or depthwise convolution has one ``H`` per group.
+A layer whose calibration rows are fewer than its weights per output channel (few
+calibration images reaching a wide late layer) keeps rounding to nearest.
 ``H`` is damped (a fraction of its mean diagonal added), which keeps the rounding
 close to nearest where the calibration images say little; on EfficientNet-Lite0
 more damping than 0.01 carried better to photos unlike the calibration ones
@@ -30,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["conv_columns", "conv_hessian", "gptq_round"]
+__all__ = ["conv_columns", "conv_hessian", "enough_rows", "gptq_round"]
 
 
 def _same_pads(size: int, kernel: int, stride: int, dilation: int, upper: bool) -> tuple[int, int]:
@@ -99,23 +101,37 @@ def conv_columns(
 
 def conv_hessian(
     x: np.ndarray, attrs: Mapping[str, Any], weight_shape: tuple[int, ...]
-) -> np.ndarray:
-    """``columns^T columns`` per group (:func:`conv_columns`), in float64.
+) -> tuple[np.ndarray, int]:
+    """``columns^T columns`` per group (:func:`conv_columns`), in float64, and the
+    number of rows (output positions) it sums.
 
     Returns
     -------
-    numpy.ndarray
-        ``(group, d, d)``: add the batches' results (GPTQ needs only their sum).
+    (numpy.ndarray, int)
+        ``(group, d, d)`` and the row count: add the batches' results (GPTQ needs
+        only their sum; :func:`enough_rows` says whether it can be trusted).
 
     Examples
     --------
     >>> x = np.ones((1, 2, 3, 3), np.float32)
-    >>> conv_hessian(x, {"group": 1}, (4, 2, 1, 1)).tolist()  # 9 positions of [1, 1]
-    [[[9.0, 9.0], [9.0, 9.0]]]
+    >>> h, rows = conv_hessian(x, {"group": 1}, (4, 2, 1, 1))  # 9 positions of [1, 1]
+    >>> h.tolist(), rows
+    ([[[9.0, 9.0], [9.0, 9.0]]], 9)
     """
     cols = conv_columns(x, attrs, weight_shape)
     # float32 products (fast), summed per batch into float64 by the caller.
-    return np.matmul(cols.transpose(0, 2, 1), cols).astype(np.float64)
+    return np.matmul(cols.transpose(0, 2, 1), cols).astype(np.float64), cols.shape[1]
+
+
+def enough_rows(rows: int, hessian: np.ndarray) -> bool:
+    """Whether ``rows`` calibration rows pin down ``d`` weights per output channel:
+    at least ``d`` of them. With fewer, ``H`` is singular and GPTQ would fit the few
+    calibration images rather than the layer (the caller keeps rounding to nearest).
+
+    >>> enough_rows(100, np.zeros((1, 144, 144))), enough_rows(1000, np.zeros((1, 144, 144)))
+    (False, True)
+    """
+    return rows >= hessian.shape[-1]
 
 
 def _upper_inverse_cholesky(hessian: np.ndarray, damp: float) -> np.ndarray:

@@ -288,7 +288,9 @@ class Int8Settings:
         EfficientNet-Lite0 it raises top-1 agreement with the float model on the 600
         held-out photos of ``benchmarks/int8_sweep.py`` from 93.3% to 95.7% (8-bit
         weights) and from 92.7% to 93.7% (7-bit), and on crops of ten other photos
-        from 89% to 91% and from 75% to 85%.
+        from 89% to 91% and from 75% to 85%. A layer that the calibration images give
+        fewer rows (output positions) than it has weights per output channel keeps
+        rounding to nearest: calibrate a model of your own on a few dozen images.
     gptq_damping : float
         GPTQ's damping: the fraction of the mean diagonal of each layer's ``X X^T``
         added to it. Less fits the calibration photos more closely: 0.01 agreed more
