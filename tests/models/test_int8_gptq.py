@@ -199,11 +199,13 @@ def test_gptq_copy_same_grid_closer_to_float(model: Path, settings: Int8Settings
     assert other["gptq"] < other["nearest"]
 
 
-def test_unknown_weight_rounding_is_refused(model: Path) -> None:
+def test_bad_gptq_settings_are_refused(model: Path) -> None:
     from deepspark.errors import InvalidParameterError
 
     with pytest.raises(InvalidParameterError, match="weight_rounding must be 'gptq' or 'nearest'"):
         quantize_int8(model, PRE, "input", settings=Int8Settings(weight_rounding="adaround"))
+    with pytest.raises(InvalidParameterError, match="gptq_damping must be >= 0"):
+        quantize_int8(model, PRE, "input", settings=Int8Settings(gptq_damping=-0.1))
 
 
 def test_too_few_calibration_rows_keep_rounding_to_nearest(tmp_path: Path) -> None:
@@ -233,3 +235,20 @@ def test_too_few_calibration_rows_keep_rounding_to_nearest(tmp_path: Path) -> No
 
     assert same(int_weights(8, "gptq"), int_weights(8, "nearest"))
     assert not same(int_weights(32, "gptq"), int_weights(32, "nearest"))
+
+
+def test_no_damping_on_inputs_that_move_together() -> None:
+    """``damp=0`` with two identical inputs (a singular ``H``): GPTQ adds the least
+    damping that makes it usable instead of failing, and their weights' sum (all the
+    output sees) is still rounded better than to nearest."""
+    x = _photo_columns(None, 4, seed=2)[:, :3]
+    x = np.concatenate([x, x[:, :1]], axis=1)  # the fourth input repeats the first
+    w = np.array([[0.3, 0.2, -0.1, 0.3]])
+    scale = np.array([1 / 10])
+    q = gptq_round(w, x.T @ x[None], scale, np.zeros(1, np.int64), -127, 127, damp=0.0)
+    nearest = np.round(w / scale)
+
+    def error(ints: np.ndarray) -> float:
+        return float(np.mean((x @ (ints * scale - w).T) ** 2))
+
+    assert error(q) <= error(nearest)

@@ -138,16 +138,23 @@ def _upper_inverse_cholesky(hessian: np.ndarray, damp: float) -> np.ndarray:
     """Per group, the upper Cholesky factor ``U`` of ``(H + damp * mean(diag) I)^-1``
     (``U^T U`` is the inverse), as GPTQ uses it. Inputs never seen in calibration
     (zero diagonal) get a unit diagonal: their weights round to nearest and move no
-    other weight."""
-    h = hessian.copy()
-    at = np.arange(h.shape[-1])
-    diag = h[:, at, at]
+    other weight. Where ``H`` is singular at this damping (inputs that always move
+    together, and ``damp`` 0), more damping is added until it is not."""
+    at = np.arange(hessian.shape[-1])
+    diag = hessian[:, at, at].copy()
     diag[diag <= 0] = 1.0
-    h[:, at, at] = diag + damp * diag.mean(axis=1, keepdims=True)
-    inverse = np.linalg.inv(h)
-    # Symmetrize: inv() of a symmetric matrix is symmetric only to rounding.
-    inverse = (inverse + inverse.transpose(0, 2, 1)) / 2
-    return np.linalg.cholesky(inverse).transpose(0, 2, 1)
+    mean = diag.mean(axis=1, keepdims=True)
+    for extra in (0.0, 1e-6, 1e-4, 1e-2, 1.0):
+        h = hessian.copy()
+        h[:, at, at] = diag + (damp + extra) * mean
+        try:
+            inverse = np.linalg.inv(h)
+            # Symmetrize: inv() of a symmetric matrix is symmetric only to rounding.
+            inverse = (inverse + inverse.transpose(0, 2, 1)) / 2
+            return np.linalg.cholesky(inverse).transpose(0, 2, 1)
+        except np.linalg.LinAlgError:
+            continue
+    raise np.linalg.LinAlgError("GPTQ: the layer's input covariance is not usable")
 
 
 def gptq_round(

@@ -481,6 +481,10 @@ def quantize_int8(
         raise InvalidParameterError(
             f"weight_rounding must be 'gptq' or 'nearest', not {settings.weight_rounding!r}"
         )
+    if not settings.gptq_damping >= 0:
+        raise InvalidParameterError(
+            f"gptq_damping must be >= 0 (0.1 by default), not {settings.gptq_damping!r}"
+        )
     log.info("quantizing %s to int8 (once): %s", path.name, target)
     prepared = target.with_suffix(f".{os.getpid()}.pre.onnx")
     tmp = target.with_suffix(f".{os.getpid()}.tmp")
