@@ -22,6 +22,11 @@ calibration images reaching a wide late layer) keeps rounding to nearest.
 close to nearest where the calibration images say little; on EfficientNet-Lite0
 more damping than 0.01 carried better to photos unlike the calibration ones
 (``benchmarks/int8_sweep.py``).
+
+Why written here: the GPTQ of ONNX Runtime's ``matmul_nbits_quantizer`` and of Intel
+Neural Compressor's ONNX adaptor quantizes ``MatMul`` weights only (weight-only,
+``MatMulNBits``), not convolutions on a static QDQ grid; this module rounds on the
+grid ONNX Runtime's own quantizer chose and leaves everything else to it.
 """
 
 from __future__ import annotations
