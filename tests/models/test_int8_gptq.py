@@ -88,6 +88,10 @@ def test_columns_times_weights_is_onnx_runtimes_convolution(attrs: dict[str, Any
     assert rows == cols.shape[1] == want.shape[0] * want.shape[2] * want.shape[3]
     assert hessian.shape == (group, cols.shape[2], cols.shape[2])
     np.testing.assert_allclose(hessian[0], cols[0].T.astype(np.float64) @ cols[0], rtol=1e-4)
+    # Made a few output rows at a time (bounded memory on large images): the same sums.
+    chunked, chunked_rows = conv_hessian(x, attrs, w.shape, max_elements=40)
+    assert chunked_rows == rows
+    np.testing.assert_allclose(chunked, hessian, rtol=1e-5, atol=1e-5 * np.abs(hessian).max())
 
 
 def _photo_columns(photos: tuple[str, ...] | None, count: int, seed: int) -> np.ndarray:
@@ -252,3 +256,123 @@ def test_no_damping_on_inputs_that_move_together() -> None:
         return float(np.mean((x @ (ints * scale - w).T) ** 2))
 
     assert error(q) <= error(nearest)
+
+
+def _shared_weights_model(path: Path) -> Path:
+    """conv0 (float, the first) -> convA -> convB -> convC -> pool -> Gemm, where convA
+    and convB read the same weight initializer (as detection heads share theirs
+    across scales)."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(21)
+
+    def weights(name: str, cin: int) -> onnx.TensorProto:
+        return numpy_helper.from_array(rng.normal(0, 0.2, (8, cin, 3, 3)).astype(np.float32), name)
+
+    inits = [weights("w0", 3), weights("ws", 8), weights("wc", 8)]
+    nodes, x = [], "input"
+    for name, w in (("conv0", "w0"), ("convA", "ws"), ("convB", "ws"), ("convC", "wc")):
+        nodes.append(helper.make_node("Conv", [x, w], [f"{name}_out"], name=name, pads=[1] * 4))
+        nodes.append(helper.make_node("Relu", [f"{name}_out"], [name], name=f"{name}_relu"))
+        x = name
+    fc = numpy_helper.from_array(rng.normal(0, 1, (8, 10)).astype(np.float32), "fc_w")
+    nodes += [
+        helper.make_node("GlobalAveragePool", [x], ["pooled"], name="pool"),
+        helper.make_node("Flatten", ["pooled"], ["flat"], name="flat", axis=1),
+        helper.make_node("Gemm", ["flat", "fc_w"], ["logits"], name="fc"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "shared",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 32, 32])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
+        [*inits, fc],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def _weight_ints(path: Path) -> dict[str, np.ndarray]:
+    """Conv name -> its integer weights, in a quantized copy."""
+    model = onnx.load(str(path))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    producer = {o: n for n in model.graph.node for o in n.output}
+    return {
+        n.name: inits[producer[n.input[1]].input[0]]
+        for n in model.graph.node
+        if n.op_type == "Conv" and n.input[1] in producer
+    }
+
+
+def test_weights_shared_by_two_convolutions_keep_rounding_to_nearest(tmp_path: Path) -> None:
+    """One set of integers cannot be GPTQ's choice for two layers (rounding it for the
+    second would undo what the first was corrected for): shared weights stay as
+    rounded to nearest, the others are GPTQ's."""
+    model = _shared_weights_model(tmp_path / "shared.onnx")
+    near, gptq = (
+        _weight_ints(quantize_int8(model, PRE, "input", settings=Int8Settings(weight_rounding=r)))
+        for r in ("nearest", "gptq")
+    )
+    assert np.array_equal(gptq["convA"], near["convA"])
+    assert np.array_equal(gptq["convB"], gptq["convA"])
+    assert not np.array_equal(gptq["convC"], near["convC"])
+
+
+def test_uint8_weights_with_zero_point_zero_do_not_wrap() -> None:
+    """uint8 weights, one scale per tensor, all >= 0 and half of them 0: ONNX Runtime
+    puts the zero point at 0, the bottom of the grid, where GPTQ's compensation would
+    push many weights below it. Its integers stay in 0-255 (a -1 would wrap to 255)."""
+    from onnx import helper
+
+    from deepspark.models._int8_bias import _gptq_weights
+
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        w = np.abs(rng.normal(0, 0.2, (8, 8, 3, 3))) * (rng.random((8, 8, 3, 3)) < 0.5)
+        w = w.astype(np.float32)
+        scale = np.float32(w.max() / 255)
+        nearest = np.clip(np.round(w / scale), 0, 255).astype(np.uint8)
+        graph = helper.make_graph(
+            [
+                helper.make_node("DequantizeLinear", ["wq", "s", "z"], ["w"]),
+                helper.make_node("Conv", ["x", "w"], ["y"], name="conv", pads=[1] * 4),
+            ],
+            "uint8",
+            [],
+            [],
+            [
+                numpy_helper.from_array(nearest, "wq"),
+                numpy_helper.from_array(np.array(scale), "s"),
+                numpy_helper.from_array(np.array(0, np.uint8), "z"),
+            ],
+        )
+        model = helper.make_model(graph)
+        mix = rng.normal(size=(8, 8))
+        x = np.einsum("nchw,cd->ndhw", rng.normal(size=(8, 8, 12, 12)), mix) + 0.5
+        x = np.maximum(x, 0).astype(np.float32)
+        dequantized = _gptq_weights(model, model.graph.node[1], [x], w, 0.01)
+        q = numpy_helper.to_array(model.graph.initializer[0]).astype(int)
+        assert dequantized is not None and (q != nearest).any()
+        assert np.abs(q - nearest.astype(int)).max() < 32  # no wrap-around
+        np.testing.assert_allclose(dequantized, q * scale, rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_calibration_inputs_keep_rounding_to_nearest(model: Path, bad: float) -> None:
+    from deepspark.models._int8_bias import _gptq_weights
+
+    path = quantize_int8(model, PRE, "input", settings=Int8Settings(weight_rounding="nearest"))
+    qdq, float_model = onnx.load(str(path)), onnx.load(str(model))
+    conv = [n for n in qdq.graph.node if n.op_type == "Conv"][1]  # a quantized one
+    before = _weight_ints(path)[conv.name]
+    x = np.ones((2, 16, 32, 32), np.float32)
+    x[0, 3, 5, 5] = bad
+    float_weights = {i.name: numpy_helper.to_array(i) for i in float_model.graph.initializer}
+    # The same convolution in the float model: the second, in graph order.
+    weights = float_weights[[n for n in float_model.graph.node if n.op_type == "Conv"][1].input[1]]
+    assert _gptq_weights(qdq, conv, [x], weights, 0.1) is None
+    inits = {i.name: numpy_helper.to_array(i) for i in qdq.graph.initializer}
+    producer = {o: n for n in qdq.graph.node for o in n.output}
+    assert np.array_equal(inits[producer[conv.input[1]].input[0]], before)

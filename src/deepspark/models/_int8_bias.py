@@ -130,12 +130,17 @@ def _float_means(
 def _weight_grid(model: Any, node: Any) -> tuple[str, str, str | None] | None:
     """``(integer weights, scale, zero point or None)`` initializer names of a ``Conv``
     whose weights are an integer initializer read through a ``DequantizeLinear`` with
-    one scale per output channel (or one in all); None otherwise."""
+    one scale per output channel (or one in all), and read by this convolution only;
+    None otherwise (weights shared by several convolutions, as detection heads share
+    theirs across scales, cannot be rounded for each of them)."""
     inits = {i.name: i for i in model.graph.initializer}
     dq = next((n for n in model.graph.node if node.input[1] in n.output), None)
     if dq is None or dq.op_type != "DequantizeLinear" or len(dq.input) < 2:
         return None
     if dq.input[0] not in inits or dq.input[1] not in inits:
+        return None
+    readers = [n for n in model.graph.node if dq.input[0] in n.input or dq.output[0] in n.input]
+    if len(readers) != 2:  # the DequantizeLinear and this convolution
         return None
     axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
     per_channel = sum(inits[dq.input[1]].dims) > 1
@@ -143,6 +148,22 @@ def _weight_grid(model: Any, node: Any) -> tuple[str, str, str | None] | None:
         return None  # scales along another axis than the output channels
     zero = dq.input[2] if len(dq.input) > 2 and dq.input[2] in inits else None
     return dq.input[0], dq.input[1], zero
+
+
+def _grid_range(ints: np.ndarray, zero: np.ndarray) -> tuple[int, int]:
+    """The integer range the quantizer used, from the integers it wrote: a signed
+    grid with zero points 0 is symmetric (each channel's largest weight on +-127, or
+    +-64 for 7-bit weights); otherwise each channel's smallest and largest weights sit
+    on the ends, and the zero point lies between them (ONNX Runtime's range always
+    includes 0). Within the type's own range in any case."""
+    info = np.iinfo(ints.dtype)
+    wide = ints.astype(np.int64)
+    if info.min < 0 and not zero.any():
+        top = min(int(np.abs(wide).max()), info.max)
+        return -top, top
+    low = min(int(wide.min()), int(zero.min()))
+    high = max(int(wide.max()), int(zero.max()))
+    return max(low, int(info.min)), min(high, int(info.max))
 
 
 def _gptq_weights(
@@ -175,14 +196,14 @@ def _gptq_weights(
     hessian = sum(h for h, _ in parts)
     if not enough_rows(sum(rows for _, rows in parts), hessian):
         return None
-    # The grid's range as the quantizer used it: each channel's largest weight sits on
-    # its end (symmetric: +-127, or +-64 for 7-bit weights).
-    if zero_name is None or not zero.any():
-        top = int(np.abs(old.astype(np.int64)).max())
-        qmin, qmax = -top, top
-    else:
-        qmin, qmax = int(old.min()), int(old.max())
-    q = gptq_round(float_weights, hessian, scale, zero, qmin, qmax, damp).astype(old.dtype)
+    if not np.isfinite(hessian).all():
+        return None  # inf or NaN activations in calibration: keep rounding to nearest
+    qmin, qmax = _grid_range(old, zero)
+    try:
+        q = gptq_round(float_weights, hessian, scale, zero, qmin, qmax, damp)
+    except np.linalg.LinAlgError:
+        return None
+    q = q.astype(old.dtype)
     inits[q_name].CopyFrom(numpy_helper.from_array(q, q_name))
     shape = (-1,) + (1,) * (q.ndim - 1)
     return ((q.astype(np.float32) - zero.reshape(shape)) * scale.reshape(shape)).astype(np.float32)

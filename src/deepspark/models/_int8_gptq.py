@@ -17,7 +17,8 @@ before it already rounded and bias-corrected: :func:`deepspark.models._int8_bias
 calls these functions layer after layer), unfolded into the rows a convolution
 multiplies (``im2col``); a grouped or depthwise convolution has one ``H`` per group.
 A layer whose calibration rows are fewer than its weights per output channel (few
-calibration images reaching a wide late layer) keeps rounding to nearest.
+calibration images reaching a wide late layer), whose weights other convolutions
+share, or whose calibration inputs are not finite keeps rounding to nearest.
 ``H`` is damped (a fraction of its mean diagonal added), which keeps the rounding
 close to nearest where the calibration images say little; on EfficientNet-Lite0
 more damping than 0.01 carried better to photos unlike the calibration ones
@@ -77,6 +78,13 @@ def conv_columns(
     >>> conv_columns(x, {"strides": (2, 2)}, (1, 1, 2, 2))[0].tolist()
     [[0.0, 1.0, 3.0, 4.0]]
     """
+    windows = _windows(x, attrs, weight_shape)
+    return _rows(windows)
+
+
+def _windows(x: np.ndarray, attrs: Mapping[str, Any], weight_shape: tuple[int, ...]) -> np.ndarray:
+    """The convolution's input windows as a view (no copy), ``(n, group, c / group,
+    out_h, out_w, kh, kw)``."""
     n, c, h, w = x.shape
     kh, kw = weight_shape[2:]
     sh, sw = attrs.get("strides", (1, 1))
@@ -96,19 +104,25 @@ def conv_columns(
     windows = np.lib.stride_tricks.sliding_window_view(padded, span, axis=(2, 3))
     windows = windows[:, :, ::sh, ::sw, ::dh, ::dw]  # (n, c, out_h, out_w, kh, kw)
     out_h, out_w = windows.shape[2:4]
-    per = c // group
-    return (
-        windows.reshape(n, group, per, out_h, out_w, kh, kw)
-        .transpose(1, 0, 3, 4, 2, 5, 6)
-        .reshape(group, n * out_h * out_w, per * kh * kw)
-    )
+    return windows.reshape(n, group, c // group, out_h, out_w, kh, kw)
+
+
+def _rows(windows: np.ndarray) -> np.ndarray:
+    """:func:`_windows` (or a slice of its output rows) as ``(group, rows, d)`` (a copy)."""
+    n, group, per, out_h, out_w, kh, kw = windows.shape
+    return windows.transpose(1, 0, 3, 4, 2, 5, 6).reshape(group, n * out_h * out_w, per * kh * kw)
 
 
 def conv_hessian(
-    x: np.ndarray, attrs: Mapping[str, Any], weight_shape: tuple[int, ...]
+    x: np.ndarray,
+    attrs: Mapping[str, Any],
+    weight_shape: tuple[int, ...],
+    max_elements: int = 1 << 24,
 ) -> tuple[np.ndarray, int]:
     """``columns^T columns`` per group (:func:`conv_columns`), in float64, and the
-    number of rows (output positions) it sums.
+    number of rows (output positions) it sums. The columns are made a slice of output
+    rows at a time, at most ``max_elements`` values (64 MB of float32) each: a large
+    image's unfolded input would not fit in memory at once.
 
     Returns
     -------
@@ -123,9 +137,19 @@ def conv_hessian(
     >>> h.tolist(), rows
     ([[[9.0, 9.0], [9.0, 9.0]]], 9)
     """
-    cols = conv_columns(x, attrs, weight_shape)
-    # float32 products (fast), summed per batch into float64 by the caller.
-    return np.matmul(cols.transpose(0, 2, 1), cols).astype(np.float64), cols.shape[1]
+    windows = _windows(x, attrs, weight_shape)
+    n, group, per, out_h, out_w, kh, kw = windows.shape
+    d = per * kh * kw
+    hessian = np.zeros((group, d, d))
+    rows = 0
+    for image in range(n):
+        step = max(1, max_elements // max(1, group * out_w * d))
+        for top in range(0, out_h, step):
+            cols = _rows(windows[image : image + 1, :, :, top : top + step])
+            # float32 products (fast), summed into float64.
+            hessian += np.matmul(cols.transpose(0, 2, 1), cols)
+            rows += cols.shape[1]
+    return hessian, rows
 
 
 def enough_rows(rows: int, hessian: np.ndarray) -> bool:
@@ -149,17 +173,31 @@ def _upper_inverse_cholesky(hessian: np.ndarray, damp: float) -> np.ndarray:
     diag = hessian[:, at, at].copy()
     diag[diag <= 0] = 1.0
     mean = diag.mean(axis=1, keepdims=True)
-    for extra in (0.0, 1e-6, 1e-4, 1e-2, 1.0):
-        h = hessian.copy()
-        h[:, at, at] = diag + (damp + extra) * mean
-        try:
-            inverse = np.linalg.inv(h)
-            # Symmetrize: inv() of a symmetric matrix is symmetric only to rounding.
-            inverse = (inverse + inverse.transpose(0, 2, 1)) / 2
-            return np.linalg.cholesky(inverse).transpose(0, 2, 1)
-        except np.linalg.LinAlgError:
-            continue
-    raise np.linalg.LinAlgError("GPTQ: the layer's input covariance is not usable")
+
+    def factor(h: np.ndarray, diagonal: np.ndarray) -> np.ndarray:
+        h = h.copy()
+        h[:, at, at] = diagonal
+        inverse = np.linalg.inv(h)
+        # Symmetrize: inv() of a symmetric matrix is symmetric only to rounding.
+        inverse = (inverse + inverse.transpose(0, 2, 1)) / 2
+        return np.linalg.cholesky(inverse).transpose(0, 2, 1)
+
+    try:
+        return factor(hessian, diag + damp * mean)
+    except np.linalg.LinAlgError:
+        pass
+    # Group by group, so that one singular group does not damp the others more.
+    out = np.empty_like(hessian)
+    for g in range(len(hessian)):
+        for extra in (0.0, 1e-6, 1e-4, 1e-2, 1.0):
+            try:
+                out[g] = factor(hessian[g : g + 1], diag[g] + (damp + extra) * mean[g])[0]
+                break
+            except np.linalg.LinAlgError:
+                continue
+        else:
+            raise np.linalg.LinAlgError("GPTQ: a layer's input covariance is not usable")
+    return out
 
 
 def gptq_round(

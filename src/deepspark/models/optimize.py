@@ -290,7 +290,8 @@ class Int8Settings:
         weights) and from 92.7% to 93.7% (7-bit), and on crops of ten other photos
         from 89% to 91% and from 75% to 85%. A layer that the calibration images give
         fewer rows (output positions) than it has weights per output channel keeps
-        rounding to nearest: calibrate a model of your own on a few dozen images.
+        rounding to nearest (calibrate a model of your own on a few dozen images), as
+        do weights shared by several convolutions.
     gptq_damping : float
         GPTQ's damping: the fraction of the mean diagonal of each layer's ``X X^T``
         added to it. Less fits the calibration photos more closely: 0.01 agreed more
@@ -454,7 +455,7 @@ def quantize_int8(
     """
     path = Path(path)
     settings = settings or Int8Settings()
-    tag = f"int8|{input_name}|{settings.tag()}|v5" + ("|custom" if calibration else "")
+    tag = f"int8|{input_name}|{settings.tag()}|v6" + ("|custom" if calibration else "")
     target = _cached_name(path, tag)
     if target.is_file() and calibration is None:
         # Before importing onnx and ORT's quantization tools: 0.25 s of every first
