@@ -64,7 +64,7 @@ def register(sub: Any) -> None:
         help=(
             "with --quantize int8: run the images whose top-1 and top-2 int8 "
             "probabilities differ by less than M again with the float model (0.025 kept "
-            "the float top-1 on 99%% of hard photos, re-running 11-15%%; default: 0, never)"
+            "the float top-1 on 99%% of hard photos, re-running 10-15%%; default: 0, never)"
         ),
     )
     own = p.add_argument_group(

@@ -156,15 +156,15 @@ class DeepImagePredictor(
         "int8" runs a static int8 copy of the model (made once, cached; each
         executor runs the copy that suits its CPU). For EfficientNet-Lite0: about 2x
         faster with VNNI (AVX-512 VNNI, AVX-VNNI, AMX), 1.3-1.5x on AVX2 CPUs without;
-        the same top-1 as float on ~94-96% of hard photos (100% where the model is
+        the same top-1 as float on ~93-96% of hard photos (100% where the model is
         confident), within the float top-5 on ~100% (see docs/benchmarks.md).
     recheckMargin : float, default 0.0
         With ``quantize="int8"``: the rows whose int8 top-1 and top-2 probabilities
         differ by less than this are run again with the float model (shipped too),
         whose result they get; 0 never does. On the benchmark's hard photos, 0.025
-        kept the float top-1 on 99.2% of them by re-running 11-15%, at 1.38x the float
-        speed end to end (int8 alone: 1.67x); 0.05 on 99.8% by re-running 19-25%
-        (docs/benchmarks.md).
+        kept the float top-1 on 99.0-99.4% of them by re-running 10-15%, at 1.38-1.44x
+        the float speed end to end (int8 alone: 1.67x); 0.05 on 99.8% by re-running
+        19-25% (docs/benchmarks.md).
     fastDecode : bool, default False
         Decode JPEGs with DCT scaling and the fast DCT (pixels differ by about 1 level).
 
@@ -206,8 +206,8 @@ class DeepImagePredictor(
         "recheckMargin",
         "with quantize='int8': run the rows whose int8 top-1 and top-2 probabilities "
         "differ by less than this again with the float model, which then gives their "
-        "result (0, the default: never). 0.025 kept the float top-1 on 99.2% of hard "
-        "photos, re-running 11-15% of them (docs/benchmarks.md)",
+        "result (0, the default: never). 0.025 kept the float top-1 on ~99% of hard "
+        "photos, re-running 10-15% of them (docs/benchmarks.md)",
         typeConverter=TypeConverters.toFloat,
     )
 

@@ -351,7 +351,7 @@ class HasQuantize(Params):
         "'int8' runs a static int8 copy of the ONNX model (calibrated on real photos, made "
         "once and cached; each executor runs the copy that suits its CPU). For "
         "EfficientNet-Lite0: about 2x the float speed with VNNI, 1.3-1.5x on AVX2 CPUs "
-        "without; the same top-1 as float on ~94-96% of hard photos (100% of those the "
+        "without; the same top-1 as float on ~93-96% of hard photos (100% of those the "
         "model is confident on), within the float top-5 on ~100% (docs/benchmarks.md). "
         "'none' (default)",
         typeConverter=TypeConverters.toString,
