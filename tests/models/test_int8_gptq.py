@@ -376,3 +376,17 @@ def test_non_finite_calibration_inputs_keep_rounding_to_nearest(model: Path, bad
     inits = {i.name: numpy_helper.to_array(i) for i in qdq.graph.initializer}
     producer = {o: n for n in qdq.graph.node for o in n.output}
     assert np.array_equal(inits[producer[conv.input[1]].input[0]], before)
+
+
+def test_copies_made_by_other_code_are_made_again(
+    model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The int8 cache key includes a digest of the code that makes copies: a copy
+    made by an older deepspark (or an edited checkout) is not reused."""
+    from deepspark.models import optimize
+
+    first = quantize_int8(model, PRE, "input")
+    assert quantize_int8(model, PRE, "input") == first  # the same code: reused
+    monkeypatch.setattr(optimize, "_int8_code_digest", lambda: "other-code")
+    second = quantize_int8(model, PRE, "input")
+    assert second != first and second.is_file() and first.is_file()

@@ -15,6 +15,7 @@ second call returns the cached file immediately.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
 from collections.abc import Sequence
@@ -50,6 +51,27 @@ PIXELS_INPUT = "pixels"
 def _cached_name(path: Path, tag: str) -> Path:
     digest = hashlib.sha256(f"{file_sha256(path)}|{tag}".encode()).hexdigest()[:16]
     return cache_dir("models") / f"{path.stem.split('-')[0]}-{tag.split('|')[0]}-{digest}.onnx"
+
+
+#: The modules whose code decides what an int8 copy contains.
+_INT8_MODULES = ("optimize.py", "_int8_bias.py", "_int8_gptq.py")
+
+
+@functools.lru_cache(maxsize=1)
+def _int8_code_digest() -> str:
+    """A digest of the code that makes int8 copies, part of their cache key: a copy
+    made by other code (an older deepspark, or an edited checkout) is made again
+    rather than reused. Falls back to deepspark's version where the sources cannot be
+    read."""
+    digest = hashlib.sha256()
+    try:
+        for name in _INT8_MODULES:
+            digest.update((Path(__file__).parent / name).read_bytes())
+    except OSError:
+        from deepspark import __version__
+
+        return f"version-{__version__}"
+    return digest.hexdigest()[:12]
 
 
 def _atomic_save(model: object, target: Path) -> Path:
@@ -452,11 +474,14 @@ def quantize_int8(
     Returns
     -------
     Path
-        The quantized model (cached by the source hash and settings).
+        The quantized model (cached by the source hash, the settings and a digest of
+        the code that makes copies: a newer deepspark makes its own).
     """
     path = Path(path)
     settings = settings or Int8Settings()
-    tag = f"int8|{input_name}|{settings.tag()}|v6" + ("|custom" if calibration else "")
+    tag = f"int8|{input_name}|{settings.tag()}|{_int8_code_digest()}" + (
+        "|custom" if calibration else ""
+    )
     target = _cached_name(path, tag)
     if target.is_file() and calibration is None:
         # Before importing onnx and ORT's quantization tools: 0.25 s of every first
