@@ -127,13 +127,14 @@ def _float_means(
     return {name: total / n for name, (total, n) in zip(names, totals)}
 
 
-def _weight_grid(model: Any, node: Any) -> tuple[str, str, str | None] | None:
+def _weight_grid(
+    model: Any, node: Any, inits: dict[str, Any]
+) -> tuple[str, str, str | None] | None:
     """``(integer weights, scale, zero point or None)`` initializer names of a ``Conv``
     whose weights are an integer initializer read through a ``DequantizeLinear`` with
     one scale per output channel (or one in all), and read by this convolution only;
     None otherwise (weights shared by several convolutions, as detection heads share
     theirs across scales, cannot be rounded for each of them)."""
-    inits = {i.name: i for i in model.graph.initializer}
     dq = next((n for n in model.graph.node if node.input[1] in n.output), None)
     if dq is None or dq.op_type != "DequantizeLinear" or len(dq.input) < 2:
         return None
@@ -176,10 +177,10 @@ def _gptq_weights(
 
     from deepspark.models._int8_gptq import conv_hessian, enough_rows, gptq_round
 
-    grid = _weight_grid(model, node)
+    inits = {i.name: i for i in model.graph.initializer}
+    grid = _weight_grid(model, node, inits)
     if grid is None or float_weights.ndim != 4:
         return None
-    inits = {i.name: i for i in model.graph.initializer}
     q_name, scale_name, zero_name = grid
     old = numpy_helper.to_array(inits[q_name])
     out = old.shape[0]

@@ -17,7 +17,7 @@ from deepspark.models.base import Signature
 from deepspark.models.cache import ship_file
 from deepspark.models.labels import ClassLabel, load_labels
 from deepspark.models.loader import ModelRef
-from deepspark.models.zoo import get_named_model
+from deepspark.models.zoo import NamedModel, get_named_model
 from deepspark.runtime.preprocess import ImagePreprocess
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,12 +44,12 @@ class ResolvedImageModel:
     float_ref: ModelRef | None = None
 
 
-def _is_named(name: str) -> bool:
+def _named_or_none(name: str) -> NamedModel | None:
+    """The named model ``name``, or None where no named model has that name."""
     try:
-        get_named_model(name)
+        return get_named_model(name)
     except ModelNotFoundError:
-        return False
-    return True
+        return None
 
 
 def local_model_path(model: str) -> Path:
@@ -219,8 +219,8 @@ def resolve_image_model(
     sc = spark.sparkContext
     if model:
         path = local_model_path(model)
-        if not path.exists() and _is_named(model):
-            named = get_named_model(model)
+        named = None if path.exists() else _named_or_none(model)
+        if named is not None:
             what = "" if named.task == "image-classification" else f" ({named.task}, not images)"
             raise InvalidParameterError(
                 f"model={model!r} names no file, but {named.name!r} is a named model{what}; "
